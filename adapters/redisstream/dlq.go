@@ -1,0 +1,203 @@
+package redisstream
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/deadletter/deadletter/core"
+)
+
+// DLQ is the dead letter queue on Redis Streams: entries on "<prefix>:dlq"
+// as flat fields, replayed entries on "<prefix>:dlq:replayed", and the count
+// of entries dropped at the size cap in "<prefix>:dlq:dropped".
+type DLQ struct {
+	client         redis.UniversalClient
+	stream         string
+	replayed       string
+	dropped        string
+	maxLen         int64
+	replayedMaxLen int64
+}
+
+var _ core.DLQ = (*DLQ)(nil)
+
+// addScript appends an entry, trims the stream to about a cap and counts
+// what the trim removed, so that no entry is dropped uncounted.
+// KEYS: stream, dropped counter. ARGV: cap (-1 for none), fields.
+var addScript = redis.NewScript(`
+local before = redis.call('XLEN', KEYS[1])
+local id
+if ARGV[1] == '-1' then
+  id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
+else
+  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 2))
+end
+local dropped = before + 1 - redis.call('XLEN', KEYS[1])
+if dropped > 0 then
+  redis.call('INCRBY', KEYS[2], dropped)
+end
+return id
+`)
+
+// moveScript moves one entry to the replayed stream with its replay time.
+// KEYS: dlq, replayed. ARGV: id, replayed_at, replayed cap (-1 for none).
+var moveScript = redis.NewScript(`
+local found = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
+if #found == 0 then
+  return 0
+end
+local fields = found[1][2]
+local copy = {}
+for i = 1, #fields, 2 do
+  if fields[i] ~= 'replayed_at' then
+    table.insert(copy, fields[i])
+    table.insert(copy, fields[i + 1])
+  end
+end
+table.insert(copy, 'replayed_at')
+table.insert(copy, ARGV[2])
+if ARGV[3] == '-1' then
+  redis.call('XADD', KEYS[2], '*', unpack(copy))
+else
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(copy))
+end
+redis.call('XDEL', KEYS[1], ARGV[1])
+return 1
+`)
+
+// streamIDPattern matches Redis stream entry ids.
+var streamIDPattern = regexp.MustCompile(`^\d+-\d+$`)
+
+// Add appends e to the DLQ and returns its id.
+func (d *DLQ) Add(ctx context.Context, e core.Entry) (string, error) {
+	fields := e.Fields()
+	args := make([]any, 0, len(fields)+1)
+	args = append(args, d.maxLen)
+	for _, field := range fields {
+		args = append(args, field)
+	}
+
+	id, err := addScript.Run(ctx, d.client, []string{d.stream, d.dropped}, args...).Text()
+	if err != nil {
+		return "", fmt.Errorf("write dlq entry for handler %q to %s: %w", e.Handler, d.stream, err)
+	}
+	return id, nil
+}
+
+// Len returns the number of entries in the DLQ.
+func (d *DLQ) Len(ctx context.Context) (int64, error) {
+	n, err := d.client.XLen(ctx, d.stream).Result()
+	if err != nil {
+		return 0, fmt.Errorf("count entries of %s: %w", d.stream, err)
+	}
+	return n, nil
+}
+
+// List returns entries newest first.
+func (d *DLQ) List(ctx context.Context, opts core.ListOptions) ([]core.Entry, error) {
+	stream := d.stream
+	if opts.Replayed {
+		stream = d.replayed
+	}
+	limit := opts.Limit
+	if limit <= 0 {
+		limit = core.DefaultListLimit
+	}
+	start := "+"
+	if opts.Before != "" {
+		if !streamIDPattern.MatchString(opts.Before) {
+			return nil, fmt.Errorf("%w: list %s: Before %q is not a stream id", core.ErrInvalidConfig, stream, opts.Before)
+		}
+		start = "(" + opts.Before
+	}
+
+	found, err := d.client.XRevRangeN(ctx, stream, start, "-", int64(limit)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list entries of %s: %w", stream, err)
+	}
+	entries := make([]core.Entry, 0, len(found))
+	for _, msg := range found {
+		entry, err := parseEntry(msg)
+		if err != nil {
+			return nil, err
+		}
+		entries = append(entries, entry)
+	}
+	return entries, nil
+}
+
+// Get returns the entry with the given id.
+func (d *DLQ) Get(ctx context.Context, id string) (core.Entry, error) {
+	if !streamIDPattern.MatchString(id) {
+		return core.Entry{}, fmt.Errorf("%w: %q is not a stream id", core.ErrEntryNotFound, id)
+	}
+	found, err := d.client.XRange(ctx, d.stream, id, id).Result()
+	if err != nil {
+		return core.Entry{}, fmt.Errorf("read entry %s of %s: %w", id, d.stream, err)
+	}
+	if len(found) == 0 {
+		return core.Entry{}, fmt.Errorf("%w: %s in %s", core.ErrEntryNotFound, id, d.stream)
+	}
+	return parseEntry(found[0])
+}
+
+// Delete removes entries by id and returns how many it removed. Ids that are
+// not stream ids are reported as an error before anything is removed.
+func (d *DLQ) Delete(ctx context.Context, ids ...string) (int, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	for _, id := range ids {
+		if !streamIDPattern.MatchString(id) {
+			return 0, fmt.Errorf("%w: %q is not a stream id", core.ErrEntryNotFound, id)
+		}
+	}
+	n, err := d.client.XDel(ctx, d.stream, ids...).Result()
+	if err != nil {
+		return 0, fmt.Errorf("delete %d entries of %s: %w", len(ids), d.stream, err)
+	}
+	return int(n), nil
+}
+
+// MoveToReplayed moves the entry to the replayed stream in one atomic step.
+func (d *DLQ) MoveToReplayed(ctx context.Context, id string, replayedAt time.Time) error {
+	if !streamIDPattern.MatchString(id) {
+		return fmt.Errorf("%w: %q is not a stream id", core.ErrEntryNotFound, id)
+	}
+	moved, err := moveScript.Run(ctx, d.client, []string{d.stream, d.replayed},
+		id, core.FormatTime(replayedAt), d.replayedMaxLen).Int()
+	if err != nil {
+		return fmt.Errorf("move entry %s from %s to %s: %w", id, d.stream, d.replayed, err)
+	}
+	if moved == 0 {
+		return fmt.Errorf("%w: %s in %s", core.ErrEntryNotFound, id, d.stream)
+	}
+	return nil
+}
+
+// Dropped returns how many entries the size cap has removed.
+func (d *DLQ) Dropped(ctx context.Context) (int64, error) {
+	n, err := d.client.Get(ctx, d.dropped).Int64()
+	if err != nil && err != redis.Nil {
+		return 0, fmt.Errorf("read dropped count %s: %w", d.dropped, err)
+	}
+	return n, nil
+}
+
+func parseEntry(msg redis.XMessage) (core.Entry, error) {
+	fields := make(map[string]string, len(msg.Values))
+	for key, value := range msg.Values {
+		switch v := value.(type) {
+		case string:
+			fields[key] = v
+		default:
+			fields[key] = fmt.Sprint(v)
+		}
+	}
+	return core.ParseEntry(msg.ID, fields)
+}
+

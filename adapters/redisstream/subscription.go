@@ -1,0 +1,239 @@
+package redisstream
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/deadletter/deadletter/core"
+)
+
+// redisCallTimeout bounds the calls a subscription makes outside its
+// blocking read.
+const redisCallTimeout = 5 * time.Second
+
+// subscription consumes one stream for one handler. It runs four loops: the
+// read loop takes new entries, the retry loop takes due retries and entries
+// abandoned by crashed consumers, the ack loop acknowledges in batches, and
+// the lease loop keeps the claim on messages whose handler runs long.
+type subscription struct {
+	cfg    Config
+	client redis.UniversalClient
+	log    *slog.Logger
+	keys   handlerKeys
+
+	ctx  context.Context
+	out  chan *message.Message
+	stop chan struct{} // closed when the subscription starts to close
+
+	// slots holds one token per message handed out and not yet settled.
+	slots chan struct{}
+
+	ackMu      sync.RWMutex
+	acks       chan ackRequest
+	acksClosed bool
+
+	flightMu sync.Mutex
+	inFlight map[string]flight
+	settled  sync.WaitGroup
+	// abandon is closed when the close timeout passes with messages still
+	// unsettled; their watchers give up and leave them pending.
+	abandon chan struct{}
+}
+
+// flight is a message handed out and not yet settled.
+type flight struct {
+	since time.Time
+	// retried is true for a message taken from the retry schedule, whose
+	// claim is a lease in the schedule rather than the pending list.
+	retried bool
+}
+
+type ackRequest struct {
+	id      string
+	retried bool
+}
+
+func newSubscription(s *Subscriber, ctx context.Context, keys handlerKeys) *subscription {
+	cfg := s.adapter.cfg
+	return &subscription{
+		cfg:      cfg,
+		client:   s.adapter.client,
+		log:      cfg.Logger.With(slog.String(core.LogHandler, keys.group), slog.String(core.LogStream, keys.stream)),
+		keys:     keys,
+		ctx:      ctx,
+		out:      make(chan *message.Message),
+		stop:     make(chan struct{}),
+		slots:    make(chan struct{}, cfg.MaxInFlight),
+		acks:     make(chan ackRequest, cfg.MaxInFlight),
+		inFlight: map[string]flight{},
+		abandon:  make(chan struct{}),
+	}
+}
+
+// run starts the loops and, once the subscription is told to stop, shuts
+// them down in order: no new messages, then the handed-out ones settle,
+// then the last acknowledgements are written.
+func (sub *subscription) run(closing <-chan struct{}) {
+	var producers, helpers sync.WaitGroup
+	producers.Add(2)
+	go func() { defer producers.Done(); sub.readLoop() }()
+	go func() { defer producers.Done(); sub.retryLoop() }()
+	helpers.Add(2)
+	go func() { defer helpers.Done(); sub.ackLoop() }()
+	go func() { defer helpers.Done(); sub.leaseLoop() }()
+
+	select {
+	case <-closing:
+	case <-sub.ctx.Done():
+	}
+	close(sub.stop)
+	producers.Wait()
+
+	sub.waitSettled()
+
+	sub.ackMu.Lock()
+	sub.acksClosed = true
+	close(sub.acks)
+	sub.ackMu.Unlock()
+	helpers.Wait()
+	close(sub.out)
+}
+
+func (sub *subscription) waitSettled() {
+	done := make(chan struct{})
+	go func() { sub.settled.Wait(); close(done) }()
+
+	timer := time.NewTimer(sub.cfg.CloseTimeout)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+		close(sub.abandon)
+		<-done
+		sub.log.Warn("close timed out with messages unacknowledged; they stay pending for redelivery",
+			slog.Duration("timeout", sub.cfg.CloseTimeout))
+	}
+}
+
+// acquire takes between one and max slots, blocking for the first. It
+// returns 0 once the subscription stops.
+func (sub *subscription) acquire(max int) int {
+	select {
+	case sub.slots <- struct{}{}:
+	case <-sub.stop:
+		return 0
+	}
+	n := 1
+	for n < max {
+		select {
+		case sub.slots <- struct{}{}:
+			n++
+		default:
+			return n
+		}
+	}
+	return n
+}
+
+func (sub *subscription) release(n int) {
+	for range n {
+		<-sub.slots
+	}
+}
+
+// emit hands msg out and watches for its acknowledgement. The caller holds
+// a slot for it, which emit releases once the message settles. It returns
+// false when the subscription stopped first; the message then stays
+// pending, or for a retry its lease runs out, and it is delivered again.
+func (sub *subscription) emit(msg *message.Message, id string, count int64, retried bool) bool {
+	msg.Metadata.Set(core.MetadataDeliveryCount, strconv.FormatInt(count, 10))
+	msg.Metadata.Set(core.MetadataSourceStream, sub.keys.stream)
+	msg.Metadata.Set(core.MetadataSourceID, id)
+	msg.SetContext(sub.ctx)
+
+	sub.flightMu.Lock()
+	sub.inFlight[id] = flight{since: time.Now(), retried: retried}
+	sub.flightMu.Unlock()
+	sub.settled.Add(1)
+
+	select {
+	case sub.out <- msg:
+		go sub.watch(msg, id, retried)
+		return true
+	case <-sub.stop:
+		sub.settle(id)
+		return false
+	}
+}
+
+func (sub *subscription) watch(msg *message.Message, id string, retried bool) {
+	defer sub.settle(id)
+	select {
+	case <-msg.Acked():
+		sub.ack(ackRequest{id: id, retried: retried})
+	case <-msg.Nacked():
+		sub.park(msg, id)
+	case <-sub.abandon:
+	}
+}
+
+func (sub *subscription) settle(id string) {
+	sub.flightMu.Lock()
+	delete(sub.inFlight, id)
+	sub.flightMu.Unlock()
+	sub.release(1)
+	sub.settled.Done()
+}
+
+func (sub *subscription) ack(req ackRequest) {
+	sub.ackMu.RLock()
+	defer sub.ackMu.RUnlock()
+	if !sub.acksClosed {
+		sub.acks <- req
+	}
+}
+
+// parkedMessage is the copy of a message kept while it waits for a retry.
+type parkedMessage struct {
+	UUID     string            `json:"uuid"`
+	Payload  []byte            `json:"payload"`
+	Metadata map[string]string `json:"metadata"`
+}
+
+// park schedules a nacked message's next delivery after the pause in its
+// metadata. If that fails, the message stays pending and the sweep for
+// abandoned entries delivers it again after Config.ClaimIdle.
+func (sub *subscription) park(msg *message.Message, id string) {
+	pause, _ := time.ParseDuration(msg.Metadata.Get(core.MetadataRetryAfter))
+	count := msg.Metadata.Get(core.MetadataDeliveryCount)
+
+	metadata := make(map[string]string, len(msg.Metadata))
+	for key, value := range msg.Metadata {
+		metadata[key] = value
+	}
+	delete(metadata, core.MetadataRetryAfter)
+	delete(metadata, core.MetadataDeliveryCount)
+	copyJSON, err := json.Marshal(parkedMessage{UUID: msg.UUID, Payload: msg.Payload, Metadata: metadata})
+	if err != nil {
+		sub.log.Error("encode message for retry failed", slog.String("id", id), slog.String(core.LogError, err.Error()))
+		return
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), redisCallTimeout)
+	defer cancel()
+	err = parkScript.Run(ctx, sub.client,
+		[]string{sub.keys.stream, sub.keys.retries, sub.keys.state},
+		sub.keys.group, parkingConsumer, id, pause.Milliseconds(), copyJSON, count).Err()
+	if err != nil {
+		sub.log.Error("schedule retry failed; the entry stays pending and is claimed again later",
+			slog.String("id", id), slog.String(core.LogError, err.Error()),
+			slog.Duration("claim_idle", sub.cfg.ClaimIdle))
+	}
+}
