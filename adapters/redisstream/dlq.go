@@ -200,4 +200,3 @@ func parseEntry(msg redis.XMessage) (core.Entry, error) {
 	}
 	return core.ParseEntry(msg.ID, fields)
 }
-
