@@ -1,0 +1,28 @@
+package conformance_test
+
+import (
+	"testing"
+
+	"github.com/deadletter/deadletter/adapters/memory"
+	"github.com/deadletter/deadletter/conformance"
+	"github.com/deadletter/deadletter/core"
+)
+
+// newMemoryAdapter returns an empty in-memory adapter closed at cleanup.
+func newMemoryAdapter(t testing.TB) core.Adapter {
+	t.Helper()
+	a, err := memory.New(memory.Config{})
+	if err != nil {
+		t.Fatalf("create memory adapter: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := a.Close(); err != nil {
+			t.Errorf("close memory adapter: %v", err)
+		}
+	})
+	return a
+}
+
+func TestMemoryAdapter(t *testing.T) {
+	conformance.Run(t, conformance.Config{NewAdapter: newMemoryAdapter})
+}
