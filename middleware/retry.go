@@ -121,7 +121,7 @@ func (r *Retry) handleRedelivered(a *attempt, h message.HandlerFunc) ([]*message
 	}
 
 	produced, err := r.run(a, h)
-	if err == nil || r.skipped(a, err) {
+	if r.skipped(a, err) {
 		return produced, nil
 	}
 
@@ -138,7 +138,7 @@ func (r *Retry) handleRedelivered(a *attempt, h message.HandlerFunc) ([]*message
 func (r *Retry) handleInPlace(a *attempt, h message.HandlerFunc) ([]*message.Message, error) {
 	for ; ; a.number++ {
 		produced, err := r.run(a, h)
-		if err == nil || r.skipped(a, err) {
+		if r.skipped(a, err) {
 			return produced, nil
 		}
 
@@ -210,8 +210,8 @@ func (r *Retry) giveUp(a *attempt, cause error) error {
 	return r.deadLetter(a, cause)
 }
 
-// skipped reports whether err asks to acknowledge the event without a
-// retry, and logs it if so.
+// skipped reports whether the attempt ends without a retry because err is
+// nil or marked with core.Skip, and logs the success or the skip if so.
 func (r *Retry) skipped(a *attempt, err error) bool {
 	if err == nil {
 		r.log.LogAttrs(a.msg.Context(), slog.LevelDebug, "handler succeeded", a.attrs()...)
