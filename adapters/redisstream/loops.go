@@ -1,6 +1,7 @@
 package redisstream
 
 import (
+	"container/heap"
 	"context"
 	"encoding/json"
 	"errors"
@@ -89,25 +90,62 @@ func (sub *subscription) pause(d time.Duration) bool {
 	}
 }
 
-// retryLoop takes due retries every Config.RetryPollInterval and sweeps for
-// entries abandoned by crashed consumers every half Config.ClaimIdle.
+// retryLoop takes due retries every Config.RetryPollInterval, and at once
+// when a retry parked by this subscription comes due, and sweeps for entries
+// abandoned by crashed consumers every half Config.ClaimIdle.
 func (sub *subscription) retryLoop() {
-	poll := time.NewTicker(sub.cfg.RetryPollInterval)
-	defer poll.Stop()
+	poll := sub.cfg.RetryPollInterval
+	timer := time.NewTimer(poll)
+	defer timer.Stop()
+	timerAt := time.Now().Add(poll)
 	sweep := time.NewTicker(sub.cfg.ClaimIdle / 2)
 	defer sweep.Stop()
 
+	// dues holds the due times of retries parked here that are later than
+	// the timer, so that none is left to the next poll.
+	dues := &dueTimes{}
 	for {
 		select {
 		case <-sub.stop:
 			return
-		case <-poll.C:
+		case due := <-sub.wakeups:
+			if due.Before(timerAt) {
+				heap.Push(dues, timerAt)
+				timer.Reset(time.Until(due))
+				timerAt = due
+			} else {
+				heap.Push(dues, due)
+			}
+		case <-timer.C:
 			for sub.takeDueRetries() {
 			}
+			now := time.Now()
+			for dues.Len() > 0 && !(*dues)[0].After(now) {
+				heap.Pop(dues)
+			}
+			timerAt = now.Add(poll)
+			if dues.Len() > 0 && (*dues)[0].Before(timerAt) {
+				timerAt = heap.Pop(dues).(time.Time)
+			}
+			timer.Reset(time.Until(timerAt))
 		case <-sweep.C:
 			sub.claimAbandoned()
 		}
 	}
+}
+
+// dueTimes is a min-heap of times.
+type dueTimes []time.Time
+
+func (d dueTimes) Len() int           { return len(d) }
+func (d dueTimes) Less(i, j int) bool { return d[i].Before(d[j]) }
+func (d dueTimes) Swap(i, j int)      { d[i], d[j] = d[j], d[i] }
+func (d *dueTimes) Push(x any)        { *d = append(*d, x.(time.Time)) }
+func (d *dueTimes) Pop() any {
+	old := *d
+	last := old[len(old)-1]
+	*d = old[:len(old)-1]
+	return last
 }
 
 // takeDueRetries delivers due retries and reports whether a full batch was

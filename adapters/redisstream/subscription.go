@@ -42,6 +42,10 @@ type subscription struct {
 	flightMu sync.Mutex
 	inFlight map[string]flight
 	settled  sync.WaitGroup
+	// wakeups receives the due times of retries parked here, so that the
+	// retry loop need not wait for its next poll.
+	wakeups chan time.Time
+
 	// abandon is closed when the close timeout passes with messages still
 	// unsettled; their watchers give up and leave them pending.
 	abandon chan struct{}
@@ -74,6 +78,7 @@ func newSubscription(s *Subscriber, ctx context.Context, keys handlerKeys) *subs
 		acks:     make(chan ackRequest, cfg.MaxInFlight),
 		inFlight: map[string]flight{},
 		abandon:  make(chan struct{}),
+		wakeups:  make(chan time.Time, 64),
 	}
 }
 
@@ -235,5 +240,14 @@ func (sub *subscription) park(msg *message.Message, id string) {
 		sub.log.Error("schedule retry failed; the entry stays pending and is claimed again later",
 			slog.String("id", id), slog.String(core.LogError, err.Error()),
 			slog.Duration("claim_idle", sub.cfg.ClaimIdle))
+		return
+	}
+
+	// The schedule runs on the server's clock, which read the time before
+	// the script returned; a millisecond of slack covers the rounding of the
+	// due time to whole milliseconds.
+	select {
+	case sub.wakeups <- time.Now().Add(pause + time.Millisecond):
+	default:
 	}
 }
