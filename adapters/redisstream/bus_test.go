@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	watermillmessage "github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
@@ -41,6 +42,14 @@ func newEvent(t *testing.T, eventType string) core.Event {
 	ev, err := core.NewEvent(eventType, "patient", uuid.NewString(), map[string]string{"name": "Ana"})
 	require.NoError(t, err)
 	return ev
+}
+
+// message returns ev as a Watermill message, as the bus publishes it.
+func message(t *testing.T, ev core.Event) *watermillmessage.Message {
+	t.Helper()
+	payload, err := ev.Marshal()
+	require.NoError(t, err)
+	return watermillmessage.NewMessage(ev.EventID, payload)
 }
 
 func runBus(t *testing.T, bus *deadletter.Bus) {

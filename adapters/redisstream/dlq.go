@@ -72,6 +72,9 @@ return 1
 // streamIDPattern matches Redis stream entry ids.
 var streamIDPattern = regexp.MustCompile(`^\d+-\d+$`)
 
+// Stream returns the name of the stream that holds the entries.
+func (d *DLQ) Stream() string { return d.stream }
+
 // Add appends e to the DLQ and returns its id.
 func (d *DLQ) Add(ctx context.Context, e core.Entry) (string, error) {
 	fields := e.Fields()
