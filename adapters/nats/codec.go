@@ -1,0 +1,161 @@
+package nats
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/nats-io/nats.go"
+)
+
+// uuidHeader carries the Watermill message UUID. Every other header that
+// does not start with "Nats-" is a metadata key.
+const uuidHeader = "Watermill-Uuid"
+
+// natsHeaderPrefix starts the headers that NATS itself reads or sets.
+const natsHeaderPrefix = "Nats-"
+
+// encodeMessage returns msg as a NATS message on subject: the payload as the
+// data, the UUID and metadata as headers.
+func encodeMessage(subject string, msg *message.Message) (*nats.Msg, error) {
+	out := nats.NewMsg(subject)
+	out.Data = msg.Payload
+	out.Header.Set(uuidHeader, escapeHeaderValue(msg.UUID))
+	for key, value := range msg.Metadata {
+		if err := checkHeaderKey(key); err != nil {
+			return nil, fmt.Errorf("encode message %s: metadata %w", msg.UUID, err)
+		}
+		out.Header.Set(key, escapeHeaderValue(value))
+	}
+	return out, nil
+}
+
+// checkHeaderKey reports a metadata key that cannot travel as a header of
+// its own.
+func checkHeaderKey(key string) error {
+	switch {
+	case key == "":
+		return fmt.Errorf("key is empty")
+	case key == uuidHeader || strings.HasPrefix(key, natsHeaderPrefix):
+		return fmt.Errorf("key %q is reserved by the nats adapter", key)
+	}
+	for i := 0; i < len(key); i++ {
+		if c := key[i]; c <= ' ' || c >= 0x7f || c == ':' {
+			return fmt.Errorf("key %q must be printable ASCII without spaces or ':'", key)
+		}
+	}
+	return nil
+}
+
+// decodeHeaders returns the metadata and UUID carried in headers. The UUID
+// is "" when the header is missing, as on a message published by another
+// tool.
+func decodeHeaders(header nats.Header) (uuid string, metadata message.Metadata, err error) {
+	metadata = make(message.Metadata, len(header))
+	for key, values := range header {
+		if len(values) == 0 || strings.HasPrefix(key, natsHeaderPrefix) {
+			continue
+		}
+		value, err := unescapeHeaderValue(values[0])
+		if err != nil {
+			return "", nil, fmt.Errorf("header %q: %w", key, err)
+		}
+		if key == uuidHeader {
+			uuid = value
+			continue
+		}
+		metadata[key] = value
+	}
+	return uuid, metadata, nil
+}
+
+// escapeHeaderValue makes s survive as a NATS header value, which is one
+// line with surrounding spaces trimmed. It escapes backslashes and control
+// characters, and a space at either end, with backslash sequences; a value
+// without any of them is unchanged, so headers read well in `nats` tools.
+func escapeHeaderValue(s string) string {
+	if !needsEscape(s) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\\':
+			b.WriteString(`\\`)
+		case c == '\n':
+			b.WriteString(`\n`)
+		case c == '\r':
+			b.WriteString(`\r`)
+		case c == '\t':
+			b.WriteString(`\t`)
+		case c < ' ' || c == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, c)
+		case c == ' ' && (i == 0 || i == len(s)-1):
+			b.WriteString(`\x20`)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+func needsEscape(s string) bool {
+	if s == "" {
+		return false
+	}
+	if s[0] == ' ' || s[len(s)-1] == ' ' {
+		return true
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '\\' || c < ' ' || c == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+// unescapeHeaderValue reverses escapeHeaderValue.
+func unescapeHeaderValue(s string) (string, error) {
+	if !strings.Contains(s, `\`) {
+		return s, nil
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '\\' {
+			b.WriteByte(c)
+			continue
+		}
+		if i+1 >= len(s) {
+			return "", fmt.Errorf("value ends with a lone backslash")
+		}
+		i++
+		switch s[i] {
+		case '\\':
+			b.WriteByte('\\')
+		case 'n':
+			b.WriteByte('\n')
+		case 'r':
+			b.WriteByte('\r')
+		case 't':
+			b.WriteByte('\t')
+		case 'x':
+			if i+2 >= len(s) {
+				return "", fmt.Errorf("value has a short \\x escape")
+			}
+			n, err := strconv.ParseUint(s[i+1:i+3], 16, 8)
+			if err != nil {
+				return "", fmt.Errorf("value has an invalid \\x escape %q", s[i-1:i+3])
+			}
+			b.WriteByte(byte(n))
+			i += 2
+		default:
+			return "", fmt.Errorf("value has an unknown escape \\%c", s[i])
+		}
+	}
+	return b.String(), nil
+}

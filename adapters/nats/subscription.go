@@ -1,0 +1,363 @@
+package nats
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/deadletter/deadletter/core"
+)
+
+// subscription pulls one handler's messages of one event type and hands
+// them out on out, up to MaxInFlight at a time, each in a goroutine that
+// waits for its Ack or Nack.
+type subscription struct {
+	*Subscriber
+	eventType string
+	consumer  jetstream.Consumer
+	log       *slog.Logger
+
+	// ctx ends when the subscriber closes or the context given to
+	// Subscribe ends.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	out      chan *message.Message
+	slots    chan struct{}
+	inFlight sync.WaitGroup
+}
+
+func (s *Subscriber) newSubscription(ctx context.Context, eventType string) (*subscription, error) {
+	setupCtx, cancelSetup := context.WithTimeout(ctx, setupTimeout)
+	defer cancelSetup()
+	consumer, err := s.ensureConsumer(setupCtx, eventType)
+	if err != nil {
+		return nil, err
+	}
+
+	sub := &subscription{
+		Subscriber: s,
+		eventType:  eventType,
+		consumer:   consumer,
+		log:        s.log.With(slog.String(core.LogEventType, eventType)),
+		out:        make(chan *message.Message),
+		slots:      make(chan struct{}, s.adapter.cfg.MaxInFlight),
+	}
+	sub.ctx, sub.cancel = context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-s.closing:
+			sub.cancel()
+		case <-sub.ctx.Done():
+		}
+	}()
+	return sub, nil
+}
+
+// run pulls messages until the subscription ends, then hands back the
+// buffered ones, waits for those handed out and closes out.
+func (sub *subscription) run() {
+	defer close(sub.out)
+	defer sub.inFlight.Wait()
+	defer sub.cancel()
+
+	for sub.ctx.Err() == nil {
+		iter, err := sub.consumer.Messages(jetstream.PullMaxMessages(sub.adapter.cfg.BatchSize))
+		if err != nil {
+			sub.log.Error("pull from consumer failed; retrying",
+				slog.String("consumer", consumerName(sub.handler, sub.eventType)),
+				slog.String(core.LogError, err.Error()))
+			sub.pauseThenReopen()
+			continue
+		}
+		sub.pull(iter)
+		if sub.ctx.Err() == nil {
+			sub.pauseThenReopen()
+		}
+	}
+}
+
+// pull hands out messages from iter until the subscription ends or the
+// server ends the pull, as when the consumer is deleted.
+func (sub *subscription) pull(iter jetstream.MessagesContext) {
+	stopDraining := context.AfterFunc(sub.ctx, iter.Drain)
+	defer stopDraining()
+	defer iter.Stop()
+
+	for {
+		if !sub.takeSlot() {
+			sub.nakBuffered(iter)
+			return
+		}
+		msg, err := iter.Next()
+		if err != nil {
+			<-sub.slots
+			if sub.ctx.Err() == nil {
+				// Next only fails for good, as when the consumer was
+				// deleted or the connection closed.
+				sub.log.Warn("pull subscription ended; subscribing again",
+					slog.String(core.LogError, err.Error()))
+			}
+			return
+		}
+		if sub.ctx.Err() != nil {
+			<-sub.slots
+			sub.nak(msg, 0)
+			sub.nakBuffered(iter)
+			return
+		}
+
+		sub.inFlight.Add(1)
+		go func() {
+			defer sub.inFlight.Done()
+			defer func() { <-sub.slots }()
+			sub.deliver(msg)
+		}()
+	}
+}
+
+// takeSlot waits for room among the messages in flight. It returns false
+// when the subscription ends first.
+func (sub *subscription) takeSlot() bool {
+	select {
+	case sub.slots <- struct{}{}:
+		return true
+	case <-sub.ctx.Done():
+		return false
+	}
+}
+
+// nakBuffered gives back the messages that the client buffered but did not
+// hand out, so that other subscribers get them at once instead of after
+// AckWait.
+func (sub *subscription) nakBuffered(iter jetstream.MessagesContext) {
+	iter.Drain()
+	for {
+		msg, err := iter.Next(jetstream.NextMaxWait(time.Second))
+		if err != nil {
+			return
+		}
+		sub.nak(msg, 0)
+	}
+}
+
+func (sub *subscription) pauseThenReopen() {
+	select {
+	case <-time.After(resubscribePause):
+	case <-sub.ctx.Done():
+		return
+	}
+	ctx, cancel := context.WithTimeout(sub.ctx, setupTimeout)
+	defer cancel()
+	consumer, err := sub.ensureConsumer(ctx, sub.eventType)
+	if err != nil {
+		sub.log.Error("create consumer failed; retrying", slog.String(core.LogError, err.Error()))
+		return
+	}
+	sub.consumer = consumer
+}
+
+// deliver hands msg out as a Watermill message and settles it on the
+// server once the handler acknowledges it.
+func (sub *subscription) deliver(msg jetstream.Msg) {
+	wm, delivery := sub.toWatermill(msg)
+
+	msgCtx, cancel := context.WithCancel(sub.ctx)
+	defer cancel()
+	wm.SetContext(msgCtx)
+
+	select {
+	case sub.out <- wm:
+	case <-sub.ctx.Done():
+		sub.nak(msg, 0)
+		return
+	}
+	sub.await(wm, delivery)
+}
+
+// await waits for the handler's Ack or Nack. Meanwhile it tells JetStream
+// every third of AckWait that the message is in progress, so that a long
+// handler does not see its message delivered again. After the
+// subscription ends it waits up to CloseTimeout, then leaves the message
+// unacknowledged for JetStream to deliver again after AckWait.
+func (sub *subscription) await(wm *message.Message, d delivery) {
+	ticker := time.NewTicker(sub.adapter.cfg.AckWait / 3)
+	defer ticker.Stop()
+
+	ending := sub.ctx.Done()
+	var deadline <-chan time.Time
+	for {
+		select {
+		case <-wm.Acked():
+			sub.ack(d)
+			return
+		case <-wm.Nacked():
+			sub.nackWithState(wm, d)
+			return
+		case <-ticker.C:
+			if err := d.msg.InProgress(); err != nil {
+				d.log(sub.log).Warn("extend ack wait failed", slog.String(core.LogError, err.Error()))
+			}
+		case <-ending:
+			ending = nil
+			timer := time.NewTimer(sub.adapter.cfg.CloseTimeout)
+			defer timer.Stop()
+			deadline = timer.C
+		case <-deadline:
+			d.log(sub.log).Warn("message still unacknowledged at close; JetStream delivers it again after AckWait",
+				slog.Duration("ack_wait", sub.adapter.cfg.AckWait))
+			return
+		}
+	}
+}
+
+// ack acknowledges the message without waiting for the server's reply, so
+// that a handler's throughput does not depend on the round trip. An ack that
+// cannot be sent is logged; JetStream then delivers the message again after
+// AckWait, so an ack is never lost without a redelivery.
+func (sub *subscription) ack(d delivery) {
+	if err := d.msg.Ack(); err != nil {
+		d.log(sub.log).Error("acknowledge message failed; JetStream delivers it again after AckWait",
+			slog.String(core.LogError, err.Error()))
+	}
+	if !d.hasState {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), sub.adapter.cfg.PublishTimeout)
+	defer cancel()
+	if err := sub.adapter.retryState.clear(ctx, d.stateSubject); err != nil {
+		d.log(sub.log).Warn("clear retry state failed; it expires after RetryStateMaxAge",
+			slog.String(core.LogError, err.Error()))
+	}
+}
+
+// nackWithState stores the outcome that the middleware recorded on wm, then
+// asks JetStream to deliver the message again after MetadataRetryAfter.
+// NakWithDelay holds back only this message; the consumer goes on
+// delivering the others.
+func (sub *subscription) nackWithState(wm *message.Message, d delivery) {
+	delay, err := parseRetryAfter(wm.Metadata.Get(core.MetadataRetryAfter))
+	if err != nil {
+		d.log(sub.log).Warn("invalid retry pause; delivering again at once", slog.String(core.LogError, err.Error()))
+	}
+
+	if d.stateSubject != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), sub.adapter.cfg.PublishTimeout)
+		_, err := sub.adapter.retryState.save(ctx, d.stateSubject, wm.Metadata)
+		cancel()
+		if err != nil {
+			d.log(sub.log).Warn("save retry state failed; the next delivery lacks the last error",
+				slog.String(core.LogError, err.Error()))
+		}
+	}
+	sub.nakLogged(d, delay)
+}
+
+func (sub *subscription) nakLogged(d delivery, delay time.Duration) {
+	if err := nakWithDelay(d.msg, delay); err != nil {
+		d.log(sub.log).Error("nack message failed; JetStream delivers it again after AckWait",
+			slog.String(core.LogError, err.Error()))
+	}
+}
+
+// nak gives back a message that was never handed out.
+func (sub *subscription) nak(msg jetstream.Msg, delay time.Duration) {
+	if err := nakWithDelay(msg, delay); err != nil {
+		sub.log.Warn("give back buffered message failed; JetStream delivers it again after AckWait",
+			slog.String(core.LogError, err.Error()))
+	}
+}
+
+func nakWithDelay(msg jetstream.Msg, delay time.Duration) error {
+	if delay > 0 {
+		return msg.NakWithDelay(delay)
+	}
+	return msg.Nak()
+}
+
+func parseRetryAfter(value string) (time.Duration, error) {
+	if value == "" {
+		return 0, nil
+	}
+	delay, err := time.ParseDuration(value)
+	if err != nil {
+		return 0, fmt.Errorf("metadata %s: %w", core.MetadataRetryAfter, err)
+	}
+	return max(delay, 0), nil
+}
+
+// delivery is what a subscription keeps about a message it handed out.
+type delivery struct {
+	msg      jetstream.Msg
+	stream   string
+	sequence uint64
+
+	// stateSubject is where the retry state of this message is kept, and
+	// hasState whether state was found on this delivery.
+	stateSubject string
+	hasState     bool
+}
+
+func (d delivery) log(logger *slog.Logger) *slog.Logger {
+	return logger.With(slog.String(core.LogStream, d.stream), slog.Uint64("stream_sequence", d.sequence))
+}
+
+// toWatermill decodes msg. A message whose headers cannot be decoded keeps
+// its data as the payload and gets MetadataDecodeError, so that the
+// middleware dead-letters it and the subscription goes on.
+func (sub *subscription) toWatermill(msg jetstream.Msg) (*message.Message, delivery) {
+	d := delivery{msg: msg}
+	uuid, metadata, decodeErr := decodeHeaders(msg.Headers())
+	if decodeErr != nil {
+		metadata = message.Metadata{}
+	}
+	if uuid == "" {
+		uuid = watermill.NewUUID()
+	}
+	wm := message.NewMessage(uuid, msg.Data())
+	wm.Metadata = metadata
+	if decodeErr != nil {
+		wm.Metadata.Set(core.MetadataDecodeError, fmt.Sprintf("decode nats headers: %v", decodeErr))
+	}
+
+	meta, err := msg.Metadata()
+	if err != nil {
+		wm.Metadata.Set(core.MetadataDecodeError, fmt.Sprintf("read jetstream metadata: %v", err))
+		return wm, d
+	}
+	d.stream, d.sequence = meta.Stream, meta.Sequence.Stream
+	d.stateSubject = sub.adapter.retryState.subject(sub.handler, sub.eventType, d.sequence)
+
+	wm.Metadata.Set(core.MetadataDeliveryCount, strconv.FormatUint(meta.NumDelivered, 10))
+	wm.Metadata.Set(core.MetadataSourceStream, meta.Stream)
+	wm.Metadata.Set(core.MetadataSourceID, strconv.FormatUint(meta.Sequence.Stream, 10))
+
+	// Only a message delivered before can have a stored outcome, so a
+	// first delivery costs no lookup.
+	if meta.NumDelivered > 1 {
+		sub.restoreState(wm, &d)
+	}
+	return wm, d
+}
+
+func (sub *subscription) restoreState(wm *message.Message, d *delivery) {
+	ctx, cancel := context.WithTimeout(context.Background(), sub.adapter.cfg.PublishTimeout)
+	defer cancel()
+	state, found, err := sub.adapter.retryState.load(ctx, d.stateSubject)
+	if err != nil {
+		d.log(sub.log).Warn("load retry state failed; delivering without the last error",
+			slog.String(core.LogError, err.Error()))
+		return
+	}
+	d.hasState = found
+	for key, value := range state {
+		wm.Metadata.Set(key, value)
+	}
+}
