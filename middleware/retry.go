@@ -205,6 +205,11 @@ func runWithTimeout(h message.HandlerFunc, msg *message.Message, timeout time.Du
 // write's error so that the router nacks it.
 func (r *Retry) giveUp(a *attempt, cause error) error {
 	if a.redelivered {
+		// A pending dead letter keeps the attempt count of the delivery
+		// whose DLQ write failed, not the later delivery's count.
+		if pending, err := strconv.Atoi(a.msg.Metadata.Get(core.MetadataDeadLetterPending)); err == nil {
+			a.number = pending
+		}
 		return r.deadLetterOrNack(a, cause)
 	}
 	return r.deadLetter(a, cause)

@@ -272,6 +272,41 @@ func TestRetryRedelivery(t *testing.T) {
 		f.requireNoPayloadLogged(t)
 	})
 
+	t.Run("UndecodableStaysPendingWhileDLQDown", func(t *testing.T) {
+		f := newFixture(t, policy)
+		f.dlq.failures.Store(1)
+		raw := []byte("not an event")
+		var c calls
+
+		first := delivery(raw, 1, nil)
+		f.handle(t, c.script(), first)
+		requireNacked(t, first)
+		require.Equal(t, "1", first.Metadata.Get(core.MetadataDeadLetterPending))
+		require.Equal(t, string(core.ErrorTypeDecode), first.Metadata.Get(core.MetadataErrorType))
+
+		next := delivery(raw, 2, retryState(first))
+		f.handle(t, c.script(), next)
+		requireNotNacked(t, next)
+		require.Zero(t, c.count())
+		entry := f.onlyEntry(t)
+		require.Equal(t, raw, entry.EventData)
+		require.Equal(t, core.ErrorTypeDecode, entry.ErrorType)
+		require.Equal(t, 1, entry.Attempts)
+	})
+
+	t.Run("SkipIsNotNacked", func(t *testing.T) {
+		f := newFixture(t, policy)
+		_, raw := newEvent(t)
+		var c calls
+
+		msg := delivery(raw, 2, nil)
+		f.handle(t, c.script(core.Skip(errors.New("welcome email already sent"))), msg)
+		requireNotNacked(t, msg)
+		require.Empty(t, msg.Metadata.Get(core.MetadataRetryAfter))
+		require.Empty(t, f.entries(t))
+		require.Len(t, f.logs.records(t, "handler skipped event"), 1)
+	})
+
 	t.Run("SubscriberDecodeErrorIsDeadLettered", func(t *testing.T) {
 		f := newFixture(t, policy)
 		_, raw := newEvent(t)

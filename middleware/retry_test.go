@@ -472,6 +472,33 @@ func TestRetryInPlace(t *testing.T) {
 		f.requireNoPayloadLogged(t)
 	})
 
+	t.Run("CancelDuringPauseStopsRetrying", func(t *testing.T) {
+		f := newFixture(t, core.Policy{Initial: time.Hour})
+		ev, raw := newEvent(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		msg := message.NewMessage(ev.EventID, raw)
+		msg.SetContext(ctx)
+		var c calls
+
+		result := make(chan error, 1)
+		go func() {
+			_, err := f.retry.Middleware(c.script(errMailServer))(msg)
+			result <- err
+		}()
+		require.Eventually(t, func() bool { return len(f.logs.records(t, "retry scheduled")) == 1 },
+			waitTimeout, time.Millisecond)
+		cancel()
+
+		select {
+		case err := <-result:
+			require.ErrorIs(t, err, context.Canceled, "the router must nack the message")
+		case <-time.After(waitTimeout):
+			require.FailNow(t, "retry pause not cut short by cancellation")
+		}
+		require.Equal(t, 1, c.count())
+		require.Empty(t, f.entries(t))
+	})
+
 	t.Run("FailedDLQWriteReturnsError", func(t *testing.T) {
 		f := newFixture(t, core.Policy{MaxRetries: -1})
 		f.dlq.failures.Store(1)
