@@ -25,7 +25,7 @@ var retryStateKeys = []string{
 
 // broker holds the topics of one adapter: each topic's retained events and
 // the delivery state of each handler group that reads it. One mutex guards
-// it all, which is plenty for tests.
+// it all, which keeps the locking simple at some cost in throughput.
 type broker struct {
 	streamMaxLen int
 

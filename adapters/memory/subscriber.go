@@ -21,7 +21,7 @@ type Subscriber struct {
 	cancels []context.CancelFunc
 
 	// running counts the goroutines that emit messages and watch their
-	// acknowledgement; Close waits for them.
+	// acknowledgement. Close waits for them.
 	running sync.WaitGroup
 }
 
@@ -107,8 +107,8 @@ func (s *Subscriber) emit(ctx context.Context, g *group, topic string, out chan<
 }
 
 // watch waits for the message's acknowledgement. A nack schedules the next
-// delivery; a subscriber that closes first hands the message back to the
-// group at once. The message's context ends either way.
+// delivery, and a subscriber that closes first hands the message back to
+// the group at once. The message's context ends either way.
 func (s *Subscriber) watch(ctx context.Context, g *group, d *delivery, msg *message.Message,
 	cancelMsg context.CancelFunc) {
 	defer s.running.Done()
