@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -77,6 +78,11 @@ func newAdapter(cfg Config, conn *nats.Conn, owns bool) (*Adapter, error) {
 		return nil, fmt.Errorf("open jetstream on %s: %w", conn.ConnectedUrlRedacted(), err)
 	}
 	a := &Adapter{cfg: cfg, names: newNames(cfg.Prefix), conn: conn, ownsConn: owns, js: js}
+	if version := conn.ConnectedServerVersion(); !serverAtLeast(version, 2, 10) {
+		cfg.Logger.Warn("nats server is older than 2.10; a retry due while a subscriber closes can restart "+
+			"the event's delivery count, giving it more attempts than its policy",
+			slog.String("server_version", version))
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 	defer cancel()
@@ -159,6 +165,16 @@ func (a *Adapter) ensureStream(ctx context.Context, want jetstream.StreamConfig)
 		return nil, fmt.Errorf("update limits of stream %s: %w", want.Name, err)
 	}
 	return stream, nil
+}
+
+// serverAtLeast reports whether a server version such as "2.9.10" is at
+// least major.minor. It returns true for a version it cannot parse.
+func serverAtLeast(version string, major, minor int) bool {
+	var haveMajor, haveMinor int
+	if _, err := fmt.Sscanf(version, "%d.%d", &haveMajor, &haveMinor); err != nil {
+		return true
+	}
+	return haveMajor > major || haveMajor == major && haveMinor >= minor
 }
 
 // Name returns "nats".
