@@ -3,6 +3,7 @@ package redisstream
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -23,6 +24,7 @@ type Adapter struct {
 	ownsClient bool
 	publisher  *Publisher
 	dlq        *DLQ
+	closed     atomic.Bool
 }
 
 var _ core.Adapter = (*Adapter)(nil)
@@ -63,6 +65,7 @@ func NewAdapter(cfg Config) (*Adapter, error) {
 		client:         client,
 		stream:         cfg.Prefix + ":dlq",
 		replayed:       cfg.Prefix + ":dlq:replayed",
+		movedIDs:       cfg.Prefix + ":dlq:replayed-ids",
 		dropped:        cfg.Prefix + ":dlq:dropped",
 		maxLen:         cfg.DLQMaxLen,
 		replayedMaxLen: cfg.ReplayedMaxLen,
@@ -97,9 +100,10 @@ func (a *Adapter) Capabilities() core.Capabilities {
 	return core.Capabilities{Redelivery: true, Durable: true, CompetingConsumers: true, RetryState: true}
 }
 
-// Close closes the Redis client if the adapter created it.
+// Close closes the Redis client if the adapter created it. Closing twice
+// is safe.
 func (a *Adapter) Close() error {
-	if !a.ownsClient {
+	if !a.ownsClient || a.closed.Swap(true) {
 		return nil
 	}
 	if err := a.client.Close(); err != nil {

@@ -12,12 +12,14 @@ import (
 )
 
 // DLQ is the dead letter queue on Redis Streams: entries on "<prefix>:dlq"
-// as flat fields, replayed entries on "<prefix>:dlq:replayed", and the count
-// of entries dropped at the size cap in "<prefix>:dlq:dropped".
+// as flat fields, replayed entries on "<prefix>:dlq:replayed", the DLQ ids
+// of replayed entries in "<prefix>:dlq:replayed-ids", and the count of
+// entries dropped at the size cap in "<prefix>:dlq:dropped".
 type DLQ struct {
 	client         redis.UniversalClient
 	stream         string
 	replayed       string
+	movedIDs       string
 	dropped        string
 	maxLen         int64
 	replayedMaxLen int64
@@ -43,11 +45,19 @@ end
 return id
 `)
 
-// moveScript moves one entry to the replayed stream with its replay time.
-// KEYS: dlq, replayed. ARGV: id, replayed_at, replayed cap (-1 for none).
+// moveScript moves one entry to the replayed stream with its replay time,
+// and records its DLQ id in a sorted set so that moving it again reports
+// success: a replay run again after an interruption must not fail on
+// entries it already moved. It returns 1 when it moved the entry, 2 when
+// the entry had been moved before and 0 when it is unknown.
+// KEYS: dlq, replayed, moved ids. ARGV: id, replayed_at, replayed cap (-1
+// for none).
 var moveScript = redis.NewScript(`
 local found = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
 if #found == 0 then
+  if redis.call('ZSCORE', KEYS[3], ARGV[1]) then
+    return 2
+  end
   return 0
 end
 local fields = found[1][2]
@@ -66,6 +76,10 @@ else
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(copy))
 end
 redis.call('XDEL', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[3], tonumber(string.match(ARGV[1], '^(%d+)')), ARGV[1])
+if ARGV[3] ~= '-1' then
+  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -tonumber(ARGV[3]) - 1)
+end
 return 1
 `)
 
@@ -171,7 +185,7 @@ func (d *DLQ) MoveToReplayed(ctx context.Context, id string, replayedAt time.Tim
 	if !streamIDPattern.MatchString(id) {
 		return fmt.Errorf("%w: %q is not a stream id", core.ErrEntryNotFound, id)
 	}
-	moved, err := moveScript.Run(ctx, d.client, []string{d.stream, d.replayed},
+	moved, err := moveScript.Run(ctx, d.client, []string{d.stream, d.replayed, d.movedIDs},
 		id, core.FormatTime(replayedAt), d.replayedMaxLen).Int()
 	if err != nil {
 		return fmt.Errorf("move entry %s from %s to %s: %w", id, d.stream, d.replayed, err)

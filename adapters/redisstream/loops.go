@@ -49,14 +49,13 @@ func (sub *subscription) readLoop() {
 		}
 		errorPause = 50 * time.Millisecond
 
+		// Once the subscription stops, emit hands each remaining entry back
+		// instead, so none is left pending under this consumer.
 		used := 0
 		for _, stream := range streams {
 			for _, entry := range stream.Messages {
 				used++
-				if !sub.emit(decode(entry.ID, entry.Values), entry.ID, 1, false) {
-					sub.release(n - used)
-					return
-				}
+				sub.emit(decode(entry.ID, entry.Values), entry.ID, 1, false)
 			}
 		}
 		sub.release(n - used)
@@ -174,10 +173,7 @@ func (sub *subscription) takeDueRetries() bool {
 		count, _ := taken[i+1].(int64)
 		raw, _ := taken[i+2].(string)
 		used++
-		if !sub.emit(sub.parkedToMessage(id, raw), id, count, true) {
-			sub.release(n - used)
-			return false
-		}
+		sub.emit(sub.parkedToMessage(id, raw), id, count, true)
 	}
 	sub.release(n - used)
 	return used == n
@@ -236,14 +232,14 @@ func (sub *subscription) claimAbandoned() {
 	}
 
 	for _, entry := range entries {
+		msg := decode(entry.ID, entry.Values)
 		if sub.acquire(1) == 0 {
-			return
+			sub.handBack(msg, entry.ID, counts[entry.ID])
+			continue
 		}
 		sub.log.Warn("claimed an entry abandoned by another consumer", slog.String("id", entry.ID))
 		// XCLAIM counted this delivery on top of the earlier ones.
-		if !sub.emit(decode(entry.ID, entry.Values), entry.ID, counts[entry.ID]+1, false) {
-			return
-		}
+		sub.emit(msg, entry.ID, counts[entry.ID]+1, false)
 	}
 }
 

@@ -17,15 +17,21 @@ import "github.com/redis/go-redis/v9"
 // parkingConsumer owns the pending entries of events waiting for a retry.
 const parkingConsumer = "deadletter-retry"
 
-// parkScript schedules a retry.
+// parkScript schedules a retry. With mode "keep" an existing delivery
+// count stays, since the retry schedule already counted this delivery; with
+// "set" the given count replaces it, for a message handed back unhandled.
 // KEYS: stream, retries, state. ARGV: group, parking consumer, id, pause
-// in ms, message copy, delivery count so far.
+// in ms, message copy, delivery count so far, mode.
 var parkScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[3])
 redis.call('HSET', KEYS[3], 'd:' .. ARGV[3], ARGV[5])
-redis.call('HSETNX', KEYS[3], 'n:' .. ARGV[3], ARGV[6])
+if ARGV[7] == 'set' then
+  redis.call('HSET', KEYS[3], 'n:' .. ARGV[3], ARGV[6])
+else
+  redis.call('HSETNX', KEYS[3], 'n:' .. ARGV[3], ARGV[6])
+end
 redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
 return 1
 `)

@@ -155,13 +155,16 @@ func (sub *subscription) release(n int) {
 
 // emit hands msg out and watches for its acknowledgement. The caller holds
 // a slot for it, which emit releases once the message settles. It returns
-// false when the subscription stopped first; the message then stays
-// pending, or for a retry its lease runs out, and it is delivered again.
+// false when the subscription stopped first; the message is then handed
+// back to the retry schedule, due at once and without counting this
+// delivery.
 func (sub *subscription) emit(msg *message.Message, id string, count int64, retried bool) bool {
 	msg.Metadata.Set(core.MetadataDeliveryCount, strconv.FormatInt(count, 10))
 	msg.Metadata.Set(core.MetadataSourceStream, sub.keys.stream)
 	msg.Metadata.Set(core.MetadataSourceID, id)
-	msg.SetContext(sub.ctx)
+	// Each message has its own context, cancelled once it settles.
+	ctx, cancel := context.WithCancel(sub.ctx)
+	msg.SetContext(ctx)
 
 	sub.flightMu.Lock()
 	sub.inFlight[id] = flight{since: time.Now(), retried: retried}
@@ -170,22 +173,27 @@ func (sub *subscription) emit(msg *message.Message, id string, count int64, retr
 
 	select {
 	case sub.out <- msg:
-		go sub.watch(msg, id, retried)
+		go sub.watch(msg, id, retried, cancel)
 		return true
 	case <-sub.stop:
+		cancel()
+		sub.handBack(msg, id, count-1)
 		sub.settle(id)
 		return false
 	}
 }
 
-func (sub *subscription) watch(msg *message.Message, id string, retried bool) {
+func (sub *subscription) watch(msg *message.Message, id string, retried bool, cancel context.CancelFunc) {
 	defer sub.settle(id)
+	defer cancel()
 	select {
 	case <-msg.Acked():
 		sub.ack(ackRequest{id: id, retried: retried})
 	case <-msg.Nacked():
 		sub.park(msg, id)
 	case <-sub.abandon:
+		count, _ := strconv.ParseInt(msg.Metadata.Get(core.MetadataDeliveryCount), 10, 64)
+		sub.handBack(msg, id, count)
 	}
 }
 
@@ -217,29 +225,8 @@ type parkedMessage struct {
 // abandoned entries delivers it again after Config.ClaimIdle.
 func (sub *subscription) park(msg *message.Message, id string) {
 	pause, _ := time.ParseDuration(msg.Metadata.Get(core.MetadataRetryAfter))
-	count := msg.Metadata.Get(core.MetadataDeliveryCount)
-
-	metadata := make(map[string]string, len(msg.Metadata))
-	for key, value := range msg.Metadata {
-		metadata[key] = value
-	}
-	delete(metadata, core.MetadataRetryAfter)
-	delete(metadata, core.MetadataDeliveryCount)
-	copyJSON, err := json.Marshal(parkedMessage{UUID: msg.UUID, Payload: msg.Payload, Metadata: metadata})
-	if err != nil {
-		sub.log.Error("encode message for retry failed", slog.String("id", id), slog.String(core.LogError, err.Error()))
-		return
-	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), redisCallTimeout)
-	defer cancel()
-	err = parkScript.Run(ctx, sub.client,
-		[]string{sub.keys.stream, sub.keys.retries, sub.keys.state},
-		sub.keys.group, parkingConsumer, id, pause.Milliseconds(), copyJSON, count).Err()
-	if err != nil {
-		sub.log.Error("schedule retry failed; the entry stays pending and is claimed again later",
-			slog.String("id", id), slog.String(core.LogError, err.Error()),
-			slog.Duration("claim_idle", sub.cfg.ClaimIdle))
+	count, _ := strconv.ParseInt(msg.Metadata.Get(core.MetadataDeliveryCount), 10, 64)
+	if !sub.schedule(msg, id, pause, count, "keep") {
 		return
 	}
 
@@ -250,4 +237,42 @@ func (sub *subscription) park(msg *message.Message, id string) {
 	case sub.wakeups <- time.Now().Add(pause + time.Millisecond):
 	default:
 	}
+}
+
+// handBack returns a message that was not handled to the retry schedule,
+// due at once, so that another subscription of the handler takes it without
+// waiting for Config.ClaimIdle. count is the number of deliveries that
+// reached the handler.
+func (sub *subscription) handBack(msg *message.Message, id string, count int64) {
+	sub.schedule(msg, id, 0, count, "set")
+}
+
+// schedule stores a copy of msg and puts it in the retry schedule; see
+// parkScript for mode. It reports whether that succeeded.
+func (sub *subscription) schedule(msg *message.Message, id string, pause time.Duration, count int64,
+	mode string) bool {
+	metadata := make(map[string]string, len(msg.Metadata))
+	for key, value := range msg.Metadata {
+		metadata[key] = value
+	}
+	delete(metadata, core.MetadataRetryAfter)
+	delete(metadata, core.MetadataDeliveryCount)
+	copyJSON, err := json.Marshal(parkedMessage{UUID: msg.UUID, Payload: msg.Payload, Metadata: metadata})
+	if err != nil {
+		sub.log.Error("encode message for retry failed", slog.String("id", id), slog.String(core.LogError, err.Error()))
+		return false
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), redisCallTimeout)
+	defer cancel()
+	err = parkScript.Run(ctx, sub.client,
+		[]string{sub.keys.stream, sub.keys.retries, sub.keys.state},
+		sub.keys.group, parkingConsumer, id, pause.Milliseconds(), copyJSON, count, mode).Err()
+	if err != nil {
+		sub.log.Error("schedule retry failed; the entry stays pending and is claimed again later",
+			slog.String("id", id), slog.String(core.LogError, err.Error()),
+			slog.Duration("claim_idle", sub.cfg.ClaimIdle))
+		return false
+	}
+	return true
 }
