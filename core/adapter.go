@@ -87,6 +87,18 @@ type DLQ interface {
 	Dropped(ctx context.Context) (int64, error)
 }
 
+// Replayer is implemented by a DLQ that can deliver a dead-lettered event
+// again. Replay must deliver the event to the handler named in the entry and
+// to no other handler, and move the entry to the replayed store, as one
+// step: a replay interrupted and run again neither loses an entry nor
+// delivers one twice. The delivered message carries the entry's
+// replay_count plus one in core.MetadataReplayCount, and starts with a fresh
+// attempt count. It returns an error wrapping ErrEntryNotFound when the
+// entry is in neither store, and nil when it was replayed before.
+type Replayer interface {
+	Replay(ctx context.Context, id string, replayedAt time.Time) error
+}
+
 // ListOptions selects entries for DLQ.List.
 type ListOptions struct {
 	// Limit caps the number of entries returned. 0 means 100.
