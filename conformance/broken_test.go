@@ -58,7 +58,7 @@ func (s *brokenSubscriber) Close() error {
 }
 
 // resetDeliveryCount reports every delivery as the first, so that the
-// middleware never sees the retries run out.
+// middleware never finds the retries spent.
 func resetDeliveryCount(msg *message.Message, out chan<- *message.Message, done <-chan struct{}) {
 	msg.Metadata.Set(core.MetadataDeliveryCount, "1")
 	select {

@@ -17,7 +17,7 @@ const (
 	DefaultTimeout = 10 * time.Second
 )
 
-// Config tells the suite how to create adapters on the broker under test.
+// Config describes how the suite creates adapters on the broker under test.
 type Config struct {
 	// NewAdapter returns a fresh adapter isolated from every other: its
 	// streams or subjects and its DLQ have names that no other adapter

@@ -15,7 +15,7 @@ import (
 )
 
 // busCloseTimeout bounds how long stopping a bus waits for its handlers.
-// Contract handlers never block, so reaching it means the adapter hangs.
+// Contract handlers return at once, so reaching it means the adapter hangs.
 const busCloseTimeout = 5 * time.Second
 
 // pollInterval is how often waits check their condition.
@@ -56,7 +56,7 @@ type handler struct {
 	eventType string
 	fn        deadletter.HandlerFunc
 
-	// policy is the handler's own policy; the zero value leaves the bus's.
+	// policy is the handler's own policy. The zero value keeps the bus's.
 	policy core.Policy
 }
 
@@ -68,8 +68,8 @@ type runningBus struct {
 }
 
 // startBus creates a bus from bc, registers the handlers, runs it and
-// waits until every handler has subscribed. Stopping the bus is registered
-// with t.Cleanup; stop ends it earlier.
+// waits until every handler has subscribed. It registers stopping the bus
+// with t.Cleanup, and stop ends it earlier.
 func startBus(t testing.TB, cfg Config, bc deadletter.Config, handlers ...handler) *runningBus {
 	t.Helper()
 	bc.Logger = cfg.Logger
@@ -165,7 +165,7 @@ func (cfg Config) quietPeriod() time.Duration {
 	return max(4*cfg.Pause, 200*time.Millisecond)
 }
 
-// dlqLen returns the DLQ's length, failing t if the DLQ cannot say.
+// dlqLen returns the DLQ's length, failing t if Len returns an error.
 func dlqLen(t testing.TB, dlq core.DLQ) int64 {
 	t.Helper()
 	n, err := dlq.Len(context.Background())

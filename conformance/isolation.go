@@ -63,8 +63,9 @@ func checkNoHeadOfLineBlocking(t testing.TB, cfg Config) {
 	requireCapability(t, a, "Redelivery", a.Capabilities().Redelivery)
 	eventType := newEventType("lab.result_received")
 
-	// The first event fails once and waits out a long pause; the test ends
-	// long before it, and the bus closes with the retry still pending.
+	// The first event fails once and then waits out a long pause. The test
+	// ends well before the pause does, closing the bus with the retry still
+	// pending.
 	longPause := max(2*time.Second, 40*cfg.Pause)
 	failed := make(chan time.Time, 1)
 	var calls attempts

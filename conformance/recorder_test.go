@@ -53,8 +53,10 @@ func (r *recorder) record(failed, skipped bool, args ...any) {
 	}
 }
 
-func (r *recorder) Error(args ...any)                 { r.record(true, false, args...) }
-func (r *recorder) Errorf(format string, args ...any) { r.record(true, false, fmt.Sprintf(format, args...)) }
+func (r *recorder) Error(args ...any) { r.record(true, false, args...) }
+func (r *recorder) Errorf(format string, args ...any) {
+	r.record(true, false, fmt.Sprintf(format, args...))
+}
 func (r *recorder) Fail()                             { r.record(true, false) }
 func (r *recorder) FailNow()                          { r.Fail(); runtime.Goexit() }
 func (r *recorder) Fatal(args ...any)                 { r.Error(args...); runtime.Goexit() }

@@ -77,7 +77,7 @@ func checkRetryCountAfterRestart(t testing.TB, cfg Config) {
 			"times before the restart and %d after", maxAttempts, ranBefore, after.count())
 	})
 	if len(entries) != 1 {
-		t.Errorf("the event must be dead-lettered once; the DLQ holds %d entries", len(entries))
+		t.Errorf("the event must be dead-lettered once, but the DLQ holds %d entries", len(entries))
 	}
 	if entries[0].Attempts < maxAttempts {
 		t.Errorf("the entry's attempts must count the attempts before the restart too, at least %d, not %d",

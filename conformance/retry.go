@@ -62,10 +62,10 @@ func checkRetryTimeline(t testing.TB, cfg Config) {
 	})
 
 	if len(entries) != 1 {
-		t.Errorf("an event that fails must be dead-lettered once; the DLQ holds %d entries", len(entries))
+		t.Errorf("an event that fails must be dead-lettered once, but the DLQ holds %d entries", len(entries))
 	}
 	if got := entries[0].Attempts; got != maxAttempts {
-		t.Errorf("the entry's attempts must count every attempt, %d; it says %d", maxAttempts, got)
+		t.Errorf("the entry's attempts must count every attempt, %d, not %d", maxAttempts, got)
 	}
 	if got := entries[0].ErrorType; got != core.ErrorTypeFailure {
 		t.Errorf("a plain handler error must be dead-lettered with error_type %q, not %q",

@@ -63,5 +63,5 @@ func groupForTest(t *testing.T) string {
 // is given.
 type sharedPublisher struct{ message.Publisher }
 
-// Close leaves the adapter's publisher open; the adapter closes it.
+// Close does nothing, because the adapter closes its own publisher.
 func (sharedPublisher) Close() error { return nil }
