@@ -63,6 +63,7 @@ func NewAdapter(cfg Config) (*Adapter, error) {
 	a.publisher = &Publisher{adapter: a}
 	a.dlq = &DLQ{
 		client:         client,
+		prefix:         cfg.Prefix,
 		stream:         cfg.Prefix + ":dlq",
 		replayed:       cfg.Prefix + ":dlq:replayed",
 		movedIDs:       cfg.Prefix + ":dlq:replayed-ids",
@@ -137,12 +138,14 @@ func (a *Adapter) keys(eventType, handler string) (handlerKeys, error) {
 		return handlerKeys{}, fmt.Errorf("%w: %q", ErrReservedEventType, eventType)
 	}
 	stream := a.StreamName(eventType)
-	return handlerKeys{
-		stream:  stream,
-		group:   handler,
-		retries: stream + ":retries:" + handler,
-		state:   stream + ":retry-state:" + handler,
-	}, nil
+	retries, state := retryKeys(stream, handler)
+	return handlerKeys{stream: stream, group: handler, retries: retries, state: state}, nil
+}
+
+// retryKeys returns the retry schedule and retry state keys of one handler
+// on one stream.
+func retryKeys(stream, handler string) (retries, state string) {
+	return stream + ":retries:" + handler, stream + ":retry-state:" + handler
 }
 
 func serverAddr(client redis.UniversalClient) string {

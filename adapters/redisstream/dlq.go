@@ -17,6 +17,7 @@ import (
 // entries dropped at the size cap in "<prefix>:dlq:dropped".
 type DLQ struct {
 	client         redis.UniversalClient
+	prefix         string
 	stream         string
 	replayed       string
 	movedIDs       string

@@ -275,7 +275,10 @@ func (sub *subscription) flushAcks(batch []ackRequest) {
 	ids := make([]string, 0, len(batch))
 	var retried, stateFields []string
 	for _, req := range batch {
-		ids = append(ids, req.id)
+		// A replayed event has no pending entry to acknowledge.
+		if !strings.HasPrefix(req.id, replayPrefix) {
+			ids = append(ids, req.id)
+		}
 		if req.retried {
 			retried = append(retried, req.id)
 			stateFields = append(stateFields, "d:"+req.id, "n:"+req.id)
@@ -285,7 +288,9 @@ func (sub *subscription) flushAcks(batch []ackRequest) {
 	ctx, cancel := context.WithTimeout(context.Background(), redisCallTimeout)
 	defer cancel()
 	pipe := sub.client.Pipeline()
-	pipe.XAck(ctx, sub.keys.stream, sub.keys.group, ids...)
+	if len(ids) > 0 {
+		pipe.XAck(ctx, sub.keys.stream, sub.keys.group, ids...)
+	}
 	if len(retried) > 0 {
 		members := make([]any, len(retried))
 		for i, id := range retried {

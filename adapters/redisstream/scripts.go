@@ -10,6 +10,10 @@ import "github.com/redis/go-redis/v9"
 // consumers never take the same retry. Times come from the Redis server's
 // clock, so hosts with skewed clocks agree on when a retry is due.
 //
+// A replayed event has no pending entry: its schedule member is
+// "replay-<dlq id>" rather than a stream id, and the scripts and
+// acknowledgements skip the pending list for it.
+//
 // While an entry waits for a retry, its pending list entry belongs to the
 // parking consumer, which no process reads for; the sweep for entries of
 // crashed consumers skips it.
@@ -32,7 +36,9 @@ if ARGV[7] == 'set' then
 else
   redis.call('HSETNX', KEYS[3], 'n:' .. ARGV[3], ARGV[6])
 end
-redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
+if string.match(ARGV[3], '^%d+%-%d+$') then
+  redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
+end
 return 1
 `)
 

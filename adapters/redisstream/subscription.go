@@ -160,8 +160,11 @@ func (sub *subscription) release(n int) {
 // delivery.
 func (sub *subscription) emit(msg *message.Message, id string, count int64, retried bool) bool {
 	msg.Metadata.Set(core.MetadataDeliveryCount, strconv.FormatInt(count, 10))
-	msg.Metadata.Set(core.MetadataSourceStream, sub.keys.stream)
-	msg.Metadata.Set(core.MetadataSourceID, id)
+	// A retried or replayed message keeps the source of its first delivery.
+	if msg.Metadata.Get(core.MetadataSourceID) == "" {
+		msg.Metadata.Set(core.MetadataSourceStream, sub.keys.stream)
+		msg.Metadata.Set(core.MetadataSourceID, id)
+	}
 	// Each message has its own context, cancelled once it settles.
 	ctx, cancel := context.WithCancel(sub.ctx)
 	msg.SetContext(ctx)

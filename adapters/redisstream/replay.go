@@ -1,0 +1,121 @@
+package redisstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/deadletter/deadletter/core"
+)
+
+var _ core.Replayer = (*DLQ)(nil)
+
+// replayPrefix starts the retry schedule member of a replayed event. It is
+// not a stream id, so the subscription knows there is no pending entry to
+// acknowledge for it.
+const replayPrefix = "replay-"
+
+// replayScript moves an entry to the replayed stream and puts a copy of its
+// event in the failed handler's retry schedule, due at once with a fresh
+// delivery count, in one atomic step. It returns 1 when it replayed the
+// entry, 2 when the entry had been replayed before and 0 when it is unknown.
+// KEYS: dlq, replayed, moved ids, retries, state. ARGV: id, replayed_at,
+// replayed cap (-1 for none), schedule member, message copy.
+var replayScript = redis.NewScript(`
+local found = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
+if #found == 0 then
+  if redis.call('ZSCORE', KEYS[3], ARGV[1]) then
+    return 2
+  end
+  return 0
+end
+local fields = found[1][2]
+local copy = {}
+for i = 1, #fields, 2 do
+  if fields[i] ~= 'replayed_at' then
+    table.insert(copy, fields[i])
+    table.insert(copy, fields[i + 1])
+  end
+end
+table.insert(copy, 'replayed_at')
+table.insert(copy, ARGV[2])
+if ARGV[3] == '-1' then
+  redis.call('XADD', KEYS[2], '*', unpack(copy))
+else
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(copy))
+end
+redis.call('XDEL', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[3], tonumber(string.match(ARGV[1], '^(%d+)')), ARGV[1])
+if ARGV[3] ~= '-1' then
+  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -tonumber(ARGV[3]) - 1)
+end
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HSET', KEYS[5], 'd:' .. ARGV[4], ARGV[5], 'n:' .. ARGV[4], 0)
+redis.call('ZADD', KEYS[4], now, ARGV[4])
+return 1
+`)
+
+// Replay delivers the entry's event again to the handler that failed, and
+// to no other, by putting it in that handler's retry schedule on the
+// event's stream; the handler takes it when it next runs. The entry moves
+// to the replayed stream in the same atomic step, so replaying it twice
+// delivers it once.
+func (d *DLQ) Replay(ctx context.Context, id string, replayedAt time.Time) error {
+	entry, err := d.Get(ctx, id)
+	if errors.Is(err, core.ErrEntryNotFound) && streamIDPattern.MatchString(id) {
+		replayed, scoreErr := d.client.ZScore(ctx, d.movedIDs, id).Result()
+		if scoreErr == nil && replayed >= 0 {
+			return nil
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("replay: %w", err)
+	}
+	if entry.Handler == "" {
+		return fmt.Errorf("replay entry %s: it names no handler", id)
+	}
+
+	stream := entry.SourceStream
+	if stream == "" {
+		stream = d.prefix + ":" + entry.EventType
+	}
+	retries, state := retryKeys(stream, entry.Handler)
+
+	copyJSON, err := json.Marshal(replayCopy(entry, stream))
+	if err != nil {
+		return fmt.Errorf("replay entry %s: encode event: %w", id, err)
+	}
+	result, err := replayScript.Run(ctx, d.client, []string{d.stream, d.replayed, d.movedIDs, retries, state},
+		id, core.FormatTime(replayedAt), d.replayedMaxLen, replayPrefix+id, copyJSON).Int()
+	if err != nil {
+		return fmt.Errorf("replay entry %s to handler %q: %w", id, entry.Handler, err)
+	}
+	if result == 0 {
+		return fmt.Errorf("replay: %w: %s in %s", core.ErrEntryNotFound, id, d.stream)
+	}
+	return nil
+}
+
+// replayCopy returns the message that a replay puts in the schedule: the
+// event as it was received, with one more replay counted.
+func replayCopy(entry core.Entry, stream string) parkedMessage {
+	uuid := entry.EventID
+	if uuid == "" {
+		uuid = replayPrefix + entry.ID
+	}
+	metadata := map[string]string{
+		core.MetadataReplayCount:  strconv.Itoa(entry.ReplayCount + 1),
+		core.MetadataSourceStream: stream,
+	}
+	if entry.SourceID != "" {
+		metadata[core.MetadataSourceID] = entry.SourceID
+	}
+	return parkedMessage{UUID: uuid, Payload: entry.EventData, Metadata: metadata}
+}
