@@ -3,6 +3,8 @@ package conformance_test
 import (
 	"testing"
 
+	"go.uber.org/goleak"
+
 	"github.com/deadletter/deadletter/adapters/memory"
 	"github.com/deadletter/deadletter/conformance"
 	"github.com/deadletter/deadletter/core"
@@ -25,4 +27,10 @@ func newMemoryAdapter(t testing.TB) core.Adapter {
 
 func TestMemoryAdapter(t *testing.T) {
 	conformance.Run(t, conformance.Config{NewAdapter: newMemoryAdapter})
+}
+
+// TestMain fails the run if a contract leaves goroutines behind, such as a
+// bus it did not stop.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
 }
