@@ -26,10 +26,12 @@ func New(cfg Config) (*Adapter, error) {
 	cfg = cfg.withDefaults()
 
 	b := newBroker(cfg.StreamMaxLen)
+	dlq := newDLQ(cfg.DLQMaxLen)
+	dlq.broker = b
 	return &Adapter{
 		broker:    b,
 		publisher: newPublisher(b),
-		dlq:       newDLQ(cfg.DLQMaxLen),
+		dlq:       dlq,
 	}, nil
 }
 

@@ -230,6 +230,20 @@ func (b *broker) requeue(g *group, d *delivery, state map[string]string) {
 	g.signal()
 }
 
+// replay makes rec ready for one handler's group on the topic, with a fresh
+// delivery count, creating the group if the handler has not subscribed yet.
+func (b *broker) replay(topicName, handler string, rec *record) error {
+	g, err := b.group(topicName, handler)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	g.ready = append(g.ready, &delivery{record: rec})
+	g.signal()
+	return nil
+}
+
 // close stops the retry timers and rejects further publishing and
 // subscribing. It returns the subscribers still open, for the caller to
 // close outside the lock.

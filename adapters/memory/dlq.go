@@ -6,8 +6,11 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/deadletter/deadletter/core"
 )
@@ -21,6 +24,9 @@ import (
 // replayed store, and both stores order their entries by id.
 type DLQ struct {
 	maxLen int
+
+	// broker receives replayed events.
+	broker *broker
 
 	mu       sync.Mutex
 	lastID   uint64
@@ -161,7 +167,13 @@ func (q *DLQ) MoveToReplayed(ctx context.Context, id string, replayedAt time.Tim
 		}
 		return fmt.Errorf("move dlq entry %q to the replayed store: %w", id, core.ErrEntryNotFound)
 	}
+	q.moveLocked(i, replayedAt)
+	return nil
+}
 
+// moveLocked moves the entry at index i to the replayed store. The caller
+// holds q.mu.
+func (q *DLQ) moveLocked(i int, replayedAt time.Time) {
 	moved := q.entries[i]
 	moved.fields = maps.Clone(moved.fields)
 	moved.fields[core.FieldReplayedAt] = core.FormatTime(replayedAt)
@@ -172,6 +184,50 @@ func (q *DLQ) MoveToReplayed(ctx context.Context, id string, replayedAt time.Tim
 	if excess := len(q.replayed) - q.maxLen; q.maxLen > 0 && excess > 0 {
 		q.replayed = slices.Delete(q.replayed, 0, excess)
 	}
+}
+
+var _ core.Replayer = (*DLQ)(nil)
+
+// Replay delivers the entry's event again to the handler named in it, and to
+// no other, and moves the entry to the replayed store, both under the DLQ's
+// lock. Replaying an entry already in the replayed store does nothing.
+func (q *DLQ) Replay(ctx context.Context, id string, replayedAt time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("replay dlq entry %s: %w", id, err)
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+
+	i, ok := find(q.entries, id)
+	if !ok {
+		if _, done := find(q.replayed, id); done {
+			return nil
+		}
+		return fmt.Errorf("replay dlq entry %q: %w", id, core.ErrEntryNotFound)
+	}
+	entry, err := q.entries[i].entry()
+	if err != nil {
+		return fmt.Errorf("replay dlq entry %s: %w", id, err)
+	}
+	if entry.Handler == "" {
+		return fmt.Errorf("replay dlq entry %s: it names no handler", id)
+	}
+
+	topicName, found := strings.CutPrefix(entry.SourceStream, streamName(""))
+	if !found || topicName == "" {
+		topicName = entry.EventType
+	}
+	seq, _ := strconv.ParseUint(entry.SourceID, 10, 64)
+	rec := &record{
+		seq:      seq,
+		uuid:     entry.EventID,
+		payload:  entry.EventData,
+		metadata: message.Metadata{core.MetadataReplayCount: strconv.Itoa(entry.ReplayCount + 1)},
+	}
+	if err := q.broker.replay(topicName, entry.Handler, rec); err != nil {
+		return fmt.Errorf("replay dlq entry %s: %w", id, err)
+	}
+	q.moveLocked(i, replayedAt)
 	return nil
 }
 
