@@ -95,8 +95,10 @@ type demo struct {
 	// welcomeTries counts send_welcome_email's attempts per event.
 	welcomeTries map[string]int
 	expected     map[string]int
-	done         chan struct{}
-	doneOnce     sync.Once
+	// own holds the ids of the events this run published.
+	own      map[string]bool
+	done     chan struct{}
+	doneOnce sync.Once
 }
 
 func newDemo(cfg Config) *demo {
@@ -170,7 +172,9 @@ func (d *demo) expectOutcomes(events []core.Event) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.expected = map[string]int{}
+	d.own = map[string]bool{}
 	for _, ev := range events {
+		d.own[ev.EventID] = true
 		switch ev.EventType {
 		case "patient.registered":
 			d.expected[SendWelcomeEmail]++
@@ -192,11 +196,26 @@ func (d *demo) register(bus *deadletter.Bus) error {
 		{SendAppointmentReminder, "appointment.booked", d.succeed(SendAppointmentReminder)},
 	}
 	for _, h := range handlers {
-		if err := bus.Handle(h.name, h.eventType, h.fn); err != nil {
+		if err := bus.Handle(h.name, h.eventType, d.onlyOwnEvents(h.fn)); err != nil {
 			return fmt.Errorf("demo: %w", err)
 		}
 	}
 	return nil
+}
+
+// onlyOwnEvents skips events that this run did not publish. The streams and
+// consumer groups outlive a run, so events of an earlier run that was
+// interrupted, or of another program, may still be waiting for a handler.
+func (d *demo) onlyOwnEvents(fn deadletter.HandlerFunc) deadletter.HandlerFunc {
+	return func(ctx context.Context, ev core.Event) error {
+		d.mu.Lock()
+		own := d.own[ev.EventID]
+		d.mu.Unlock()
+		if !own {
+			return core.Skip(fmt.Errorf("event %s was not published by this demo run", ev.EventID))
+		}
+		return fn(ctx, ev)
+	}
 }
 
 // errSMTPTimeout is the welcome mail server's transient failure.
