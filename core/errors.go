@@ -115,7 +115,8 @@ func Skip(err error) error {
 	return &SkipError{Err: err}
 }
 
-// PanicError is a recovered handler panic with its stack.
+// PanicError is a recovered handler panic with its stack. The retry
+// middleware dead-letters it without retries, like a permanent error.
 type PanicError struct {
 	Value any
 	Stack []byte

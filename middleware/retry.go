@@ -231,10 +231,15 @@ func (r *Retry) skipped(a *attempt, err error) bool {
 	return true
 }
 
-// givesUp reports whether a failed attempt is the last one.
+// givesUp reports whether a failed attempt is the last one: the retries are
+// spent, the error is permanent, or the handler panicked. A panic points to
+// a bug that a retry would hit again, so it is dead-lettered at once.
 func (r *Retry) givesUp(a *attempt, err error) bool {
-	var permanent *core.PermanentError
-	return errors.As(err, &permanent) || a.number >= r.policy.MaxAttempts()
+	var (
+		permanent *core.PermanentError
+		panicked  *core.PanicError
+	)
+	return errors.As(err, &permanent) || errors.As(err, &panicked) || a.number >= r.policy.MaxAttempts()
 }
 
 // pauseAfter returns the pause before the retry that follows attempt a.

@@ -154,7 +154,7 @@ func TestRetryRedelivery(t *testing.T) {
 		require.Equal(t, 1, entry.Attempts)
 	})
 
-	t.Run("PanicRecordsErrorType", func(t *testing.T) {
+	t.Run("PanicIsDeadLetteredAtOnce", func(t *testing.T) {
 		f := newFixture(t, policy)
 		_, raw := newEvent(t)
 		panicking := func(*message.Message) ([]*message.Message, error) {
@@ -164,13 +164,10 @@ func TestRetryRedelivery(t *testing.T) {
 
 		msg := delivery(raw, 1, nil)
 		f.handle(t, panicking, msg)
-		requireNacked(t, msg)
-		require.Equal(t, string(core.ErrorTypePanic), msg.Metadata.Get(core.MetadataErrorType))
-
-		last := delivery(raw, policy.MaxAttempts(), nil)
-		f.handle(t, panicking, last)
+		requireNotNacked(t, msg)
 		entry := f.onlyEntry(t)
 		require.Equal(t, core.ErrorTypePanic, entry.ErrorType)
+		require.Equal(t, 1, entry.Attempts)
 		require.Contains(t, entry.Error, "panicInMailer")
 	})
 

@@ -416,7 +416,7 @@ func TestRetryInPlace(t *testing.T) {
 		}, raw)
 		require.NoError(t, err)
 
-		require.Equal(t, 2, c.count(), "a panic is retried like any failure")
+		require.Equal(t, 1, c.count(), "a panic must be dead-lettered after its one attempt")
 		entry := f.onlyEntry(t)
 		requireEntryFields(t, entry, ev, raw)
 		require.Equal(t, core.ErrorTypePanic, entry.ErrorType)
