@@ -97,6 +97,7 @@ func Contracts() []Contract {
 		restartContracts(),
 		competingContracts(),
 		inputContracts(),
+		replayContracts(),
 	}
 
 	var all []Contract
