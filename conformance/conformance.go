@@ -33,6 +33,13 @@ type Config struct {
 	// the contracts that need it are then skipped.
 	Reopen func(t testing.TB, a core.Adapter) core.Adapter
 
+	// NewOrderedAdapter returns a fresh adapter, like NewAdapter, whose
+	// subscribers hand out one message at a time in the broker's order and
+	// wait for its acknowledgement before the next, as with a Redis
+	// MaxInFlight of 1. Watermill's two order tests run on it. nil skips
+	// them.
+	NewOrderedAdapter func(t testing.TB) core.Adapter
+
 	// PublishRaw puts a message on the stream or subject of eventType that
 	// the adapter's subscriber cannot decode into a Watermill message, such
 	// as a Redis stream entry without its payload field. raw is the part of
@@ -122,6 +129,9 @@ func Run(t *testing.T, cfg Config) {
 
 	t.Run("WatermillPubSub", func(t *testing.T) {
 		runWatermill(t, cfg)
+	})
+	t.Run("WatermillPubSubOrdered", func(t *testing.T) {
+		runWatermillOrdered(t, cfg)
 	})
 	for _, c := range Contracts() {
 		t.Run(c.Name, func(t *testing.T) {

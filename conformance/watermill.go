@@ -52,6 +52,33 @@ func runWatermill(t *testing.T, cfg Config) {
 	tests.TestPubSub(t, watermillFeatures(), withoutGroup, withGroup)
 }
 
+// runWatermillOrdered runs the Watermill tests that need guaranteed order on
+// the adapter from Config.NewOrderedAdapter.
+func runWatermillOrdered(t *testing.T, cfg Config) {
+	if cfg.NewOrderedAdapter == nil {
+		t.Skip("Config.NewOrderedAdapter is nil, so Watermill's order tests cannot run")
+	}
+	adapter := cfg.NewOrderedAdapter(t)
+	publisher := sharedPublisher{adapter.Publisher()}
+	constructor := func(t *testing.T) (message.Publisher, message.Subscriber) {
+		subscriber, err := adapter.Subscriber(groupForTest(t))
+		require.NoError(t, err, "Subscriber of the ordered adapter must succeed")
+		return publisher, subscriber
+	}
+
+	features := watermillFeatures()
+	features.GuaranteedOrder = true
+	ordered := map[string]func(*testing.T, tests.TestContext, tests.PubSubConstructor){
+		"TestPublishSubscribeInOrder": tests.TestPublishSubscribeInOrder,
+		"TestNoAck":                   tests.TestNoAck,
+	}
+	for name, test := range ordered {
+		t.Run(name, func(t *testing.T) {
+			test(t, tests.TestContext{TestID: tests.NewTestID(), Features: features}, constructor)
+		})
+	}
+}
+
 // groupForTest returns a handler name unique to the running Watermill test.
 func groupForTest(t *testing.T) string {
 	h := fnv.New64a()

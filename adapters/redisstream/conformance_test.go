@@ -21,8 +21,9 @@ func TestConformance(t *testing.T) {
 	var mu sync.Mutex
 	prefixes := map[core.Adapter]string{}
 
-	open := func(t testing.TB, prefix string) core.Adapter {
+	open := func(t testing.TB, prefix string, maxInFlight int) core.Adapter {
 		a, err := redisstream.NewAdapter(redisstream.Config{
+			MaxInFlight:       maxInFlight,
 			URL:               testredis.URL(t),
 			Prefix:            prefix,
 			Block:             20 * time.Millisecond,
@@ -41,12 +42,14 @@ func TestConformance(t *testing.T) {
 	}
 
 	conformance.Run(t, conformance.Config{
-		NewAdapter: func(t testing.TB) core.Adapter { return open(t, testredis.Prefix()) },
+		NewAdapter: func(t testing.TB) core.Adapter { return open(t, testredis.Prefix(), 0) },
+		// One message in flight keeps the stream's order.
+		NewOrderedAdapter: func(t testing.TB) core.Adapter { return open(t, testredis.Prefix(), 1) },
 		Reopen: func(t testing.TB, a core.Adapter) core.Adapter {
 			mu.Lock()
 			prefix := prefixes[a]
 			mu.Unlock()
-			return open(t, prefix)
+			return open(t, prefix, 0)
 		},
 		// An entry whose metadata field is not JSON cannot become a
 		// message; the adapter keeps its payload field as event_data.
