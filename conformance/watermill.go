@@ -66,8 +66,11 @@ func runWatermillOrdered(t *testing.T, cfg Config) {
 		return publisher, subscriber
 	}
 
+	// Order holds for one subscriber: several subscribers of one handler
+	// share its events and finish them in any order.
 	features := watermillFeatures()
 	features.GuaranteedOrder = true
+	features.GuaranteedOrderWithSingleSubscriber = true
 	ordered := map[string]func(*testing.T, tests.TestContext, tests.PubSubConstructor){
 		"TestPublishSubscribeInOrder": tests.TestPublishSubscribeInOrder,
 		"TestNoAck":                   tests.TestNoAck,

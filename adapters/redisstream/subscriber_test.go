@@ -376,3 +376,36 @@ func TestDLQEntryIsFlatInRedis(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, time.UTC, failedAt.Location())
 }
+
+func TestShutdownLetsRunningHandlersFinish(t *testing.T) {
+	a := newAdapter(t, testredis.Prefix())
+	bus := newBus(t, a, deadletter.Config{})
+	started := make(chan struct{})
+	var finished, cancelled atomic.Bool
+	require.NoError(t, bus.Handle("billing", "invoice.paid", func(ctx context.Context, ev core.Event) error {
+		close(started)
+		select {
+		case <-time.After(200 * time.Millisecond):
+			finished.Store(true)
+			return nil
+		case <-ctx.Done():
+			cancelled.Store(true)
+			return ctx.Err()
+		}
+	}))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- bus.Run(ctx) }()
+	<-bus.Running()
+
+	require.NoError(t, bus.Publish(context.Background(), newEvent(t, "invoice.paid")))
+	<-started
+	cancel()
+	require.NoError(t, <-done)
+
+	require.True(t, finished.Load(), "a shutdown must let a running handler finish")
+	require.False(t, cancelled.Load(), "a shutdown must not cancel a running handler's context")
+	pending, err := a.Client().XPending(context.Background(), a.StreamName("invoice.paid"), "billing").Result()
+	require.NoError(t, err)
+	require.Zero(t, pending.Count, "the finished handler's event must be acknowledged before the bus stops")
+}

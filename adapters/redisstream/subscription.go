@@ -165,8 +165,11 @@ func (sub *subscription) emit(msg *message.Message, id string, count int64, retr
 		msg.Metadata.Set(core.MetadataSourceStream, sub.keys.stream)
 		msg.Metadata.Set(core.MetadataSourceID, id)
 	}
-	// Each message has its own context, cancelled once it settles.
-	ctx, cancel := context.WithCancel(sub.ctx)
+	// Each message has its own context, cancelled once it settles. It does
+	// not end with the subscription's context, so that a shutdown lets
+	// running handlers finish instead of failing them mid-attempt; closing
+	// waits for them up to Config.CloseTimeout.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(sub.ctx))
 	msg.SetContext(ctx)
 
 	sub.flightMu.Lock()
