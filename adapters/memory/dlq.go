@@ -160,15 +160,28 @@ func (q *DLQ) MoveToReplayed(ctx context.Context, id string, replayedAt time.Tim
 	q.mu.Lock()
 	defer q.mu.Unlock()
 
-	i, ok := find(q.entries, id)
-	if !ok {
-		if _, done := find(q.replayed, id); done {
-			return nil
-		}
-		return fmt.Errorf("move dlq entry %q to the replayed store: %w", id, core.ErrEntryNotFound)
+	i, waiting, err := q.locate(id)
+	if err != nil {
+		return fmt.Errorf("move dlq entry %q to the replayed store: %w", id, err)
 	}
-	q.moveLocked(i, replayedAt)
+	if waiting {
+		q.moveLocked(i, replayedAt)
+	}
 	return nil
+}
+
+// locate returns the index of the entry in the DLQ with waiting true, or
+// waiting false when the entry is already in the replayed store, or an error
+// wrapping core.ErrEntryNotFound when it is in neither. The caller holds
+// q.mu.
+func (q *DLQ) locate(id string) (index int, waiting bool, err error) {
+	if i, ok := find(q.entries, id); ok {
+		return i, true, nil
+	}
+	if _, ok := find(q.replayed, id); ok {
+		return 0, false, nil
+	}
+	return 0, false, core.ErrEntryNotFound
 }
 
 // moveLocked moves the entry at index i to the replayed store. The caller
@@ -198,12 +211,12 @@ func (q *DLQ) Replay(ctx context.Context, id string, replayedAt time.Time) error
 	q.mu.Lock()
 	defer q.mu.Unlock()
 
-	i, ok := find(q.entries, id)
-	if !ok {
-		if _, done := find(q.replayed, id); done {
-			return nil
-		}
-		return fmt.Errorf("replay dlq entry %q: %w", id, core.ErrEntryNotFound)
+	i, waiting, err := q.locate(id)
+	if err != nil {
+		return fmt.Errorf("replay dlq entry %q: %w", id, err)
+	}
+	if !waiting {
+		return nil
 	}
 	entry, err := q.entries[i].entry()
 	if err != nil {

@@ -46,14 +46,14 @@ end
 return id
 `)
 
-// moveScript moves one entry to the replayed stream with its replay time,
-// and records its DLQ id in a sorted set so that moving it again reports
+// moveLua moves one entry to the replayed stream with its replay time, and
+// records its DLQ id in a sorted set so that moving it again reports
 // success: a replay run again after an interruption must not fail on
-// entries it already moved. It returns 1 when it moved the entry, 2 when
-// the entry had been moved before and 0 when it is unknown.
+// entries it already moved. It returns 2 when the entry had been moved
+// before and 0 when it is unknown, and goes on when it moved the entry.
 // KEYS: dlq, replayed, moved ids. ARGV: id, replayed_at, replayed cap (-1
 // for none).
-var moveScript = redis.NewScript(`
+const moveLua = `
 local found = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
 if #found == 0 then
   if redis.call('ZSCORE', KEYS[3], ARGV[1]) then
@@ -81,8 +81,10 @@ redis.call('ZADD', KEYS[3], tonumber(string.match(ARGV[1], '^(%d+)')), ARGV[1])
 if ARGV[3] ~= '-1' then
   redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -tonumber(ARGV[3]) - 1)
 end
-return 1
-`)
+`
+
+// moveScript runs moveLua and returns 1 when it moved the entry.
+var moveScript = redis.NewScript(moveLua + "return 1\n")
 
 // streamIDPattern matches Redis stream entry ids.
 var streamIDPattern = regexp.MustCompile(`^\d+-\d+$`)

@@ -20,41 +20,13 @@ var _ core.Replayer = (*DLQ)(nil)
 // acknowledge for it.
 const replayPrefix = "replay-"
 
-// replayScript moves an entry to the replayed stream and puts a copy of its
-// event in the failed handler's retry schedule, due at once with a fresh
-// delivery count, in one atomic step. It returns 1 when it replayed the
+// replayScript moves an entry to the replayed stream, as moveLua does, and
+// puts a copy of its event in the failed handler's retry schedule, due at
+// once with a fresh delivery count, in one atomic step. It returns 1 when it replayed the
 // entry, 2 when the entry had been replayed before and 0 when it is unknown.
 // KEYS: dlq, replayed, moved ids, retries, state. ARGV: id, replayed_at,
 // replayed cap (-1 for none), schedule member, message copy.
-var replayScript = redis.NewScript(`
-local found = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
-if #found == 0 then
-  if redis.call('ZSCORE', KEYS[3], ARGV[1]) then
-    return 2
-  end
-  return 0
-end
-local fields = found[1][2]
-local copy = {}
-for i = 1, #fields, 2 do
-  if fields[i] ~= 'replayed_at' then
-    table.insert(copy, fields[i])
-    table.insert(copy, fields[i + 1])
-  end
-end
-table.insert(copy, 'replayed_at')
-table.insert(copy, ARGV[2])
-if ARGV[3] == '-1' then
-  redis.call('XADD', KEYS[2], '*', unpack(copy))
-else
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(copy))
-end
-redis.call('XDEL', KEYS[1], ARGV[1])
-redis.call('ZADD', KEYS[3], tonumber(string.match(ARGV[1], '^(%d+)')), ARGV[1])
-if ARGV[3] ~= '-1' then
-  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -tonumber(ARGV[3]) - 1)
-end
-
+var replayScript = redis.NewScript(moveLua + `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('HSET', KEYS[5], 'd:' .. ARGV[4], ARGV[5], 'n:' .. ARGV[4], 0)
