@@ -44,6 +44,11 @@ type Config struct {
 	// Logger receives structured logs. nil means slog.Default(). Watermill's
 	// own informational lines are logged at debug level.
 	Logger *slog.Logger
+
+	// HandlerMiddleware wraps every handler inside the retry middleware, so
+	// that each runs once per attempt, in the order given; metrics.Middleware
+	// is one. nil means none.
+	HandlerMiddleware []message.HandlerMiddleware
 }
 
 // HandlerFunc handles one event. Returning an error schedules a retry,
@@ -153,6 +158,7 @@ func (b *Bus) Handle(name, eventType string, fn HandlerFunc, opts ...HandlerOpti
 
 	h := b.router.AddConsumerHandler(name, eventType, subscriber, adapt(fn))
 	h.AddMiddleware(retry.Middleware)
+	h.AddMiddleware(b.cfg.HandlerMiddleware...)
 	return nil
 }
 

@@ -37,6 +37,11 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newDemoCommand(stdout, stderr))
+	root.AddCommand(
+		newDemoCommand(stdout, stderr),
+		newDLQCommand(stdout, stderr),
+		newMonitorCommand(stdout, stderr),
+		newServeCommand(stdout, stderr),
+	)
 	return root
 }

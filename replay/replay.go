@@ -1,0 +1,159 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/deadletter/deadletter/core"
+	"github.com/deadletter/deadletter/inspect"
+)
+
+// Defaults of Config.
+const (
+	DefaultRate           = 50
+	DefaultMaxReplayCount = 3
+)
+
+// Config selects the entries to replay and sets the pace.
+type Config struct {
+	// DLQ holds the entries. It must implement core.Replayer unless DryRun
+	// is set. Required.
+	DLQ core.DLQ
+
+	// Filter selects the entries; the zero Filter selects every entry.
+	Filter inspect.Filter
+
+	// Limit caps the number of entries replayed, the oldest first. 0 means
+	// no limit.
+	Limit int
+
+	// DryRun selects and returns the entries without replaying any.
+	DryRun bool
+
+	// Rate is the number of entries replayed per second. 0 means
+	// DefaultRate (50); -1 means no limit.
+	Rate float64
+
+	// MaxReplayCount is how often an event may be replayed: an entry whose
+	// replay_count has reached it is refused. 0 means DefaultMaxReplayCount
+	// (3); -1 turns the guard off.
+	MaxReplayCount int
+
+	// PageSize is the number of entries read per call to DLQ.List. 0 means
+	// inspect.DefaultPageSize (200).
+	PageSize int
+
+	// Progress, when set, is called after each entry with the number done
+	// and the number selected.
+	Progress func(done, total int)
+
+	// Logger receives one line per replayed entry at debug level. nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Result reports what Run selected and did.
+type Result struct {
+	// Selected lists the entries to replay, oldest first, without their
+	// payloads. Refused ones are not among them.
+	Selected []core.Entry
+
+	// Replayed counts the entries replayed; 0 in a dry run.
+	Replayed int
+
+	// Refused lists the entries the loop guard kept back.
+	Refused []core.Entry
+
+	// Missing lists the ids that were asked for, or selected, but were no
+	// longer in the DLQ: replayed or deleted meanwhile.
+	Missing []string
+
+	// DryRun is set when nothing was replayed on purpose.
+	DryRun bool
+}
+
+// Run selects entries and replays them, the oldest first. It stops at the
+// first error other than a missing entry and returns the result so far with
+// it; running it again replays what is left.
+func Run(ctx context.Context, cfg Config) (Result, error) {
+	cfg, limiter, err := prepare(cfg)
+	if err != nil {
+		return Result{}, err
+	}
+	replayer, canReplay := cfg.DLQ.(core.Replayer)
+	if !canReplay && !cfg.DryRun {
+		return Result{}, fmt.Errorf("replay dlq entries: %w", core.ErrNotSupported)
+	}
+
+	sel, err := inspect.Select(ctx, cfg.DLQ, cfg.Filter, cfg.Limit, cfg.PageSize)
+	if err != nil {
+		return Result{}, fmt.Errorf("replay dlq entries: %w", err)
+	}
+	res := Result{Missing: sel.Missing, DryRun: cfg.DryRun}
+	for _, e := range sel.Entries {
+		if cfg.MaxReplayCount >= 0 && e.ReplayCount >= cfg.MaxReplayCount {
+			res.Refused = append(res.Refused, e)
+			continue
+		}
+		res.Selected = append(res.Selected, e)
+	}
+	if cfg.DryRun {
+		return res, nil
+	}
+
+	for i, e := range res.Selected {
+		if err := limiter.Wait(ctx); err != nil {
+			return res, fmt.Errorf("replay dlq entries: %d of %d done: %w", res.Replayed, len(res.Selected), err)
+		}
+		err := replayer.Replay(ctx, e.ID, time.Now().UTC())
+		switch {
+		case errors.Is(err, core.ErrEntryNotFound):
+			res.Missing = append(res.Missing, e.ID)
+		case err != nil:
+			return res, fmt.Errorf("replay dlq entries: %d of %d done: %w", res.Replayed, len(res.Selected), err)
+		default:
+			res.Replayed++
+			cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "dlq entry replayed",
+				slog.String("dlq_id", e.ID), slog.String(core.LogHandler, e.Handler),
+				slog.String(core.LogEventType, e.EventType), slog.String(core.LogEventID, e.EventID))
+		}
+		if cfg.Progress != nil {
+			cfg.Progress(i+1, len(res.Selected))
+		}
+	}
+	return res, nil
+}
+
+func prepare(cfg Config) (Config, *rate.Limiter, error) {
+	switch {
+	case cfg.DLQ == nil:
+		return cfg, nil, fmt.Errorf("%w: replay: DLQ is missing", core.ErrInvalidConfig)
+	case cfg.Limit < 0:
+		return cfg, nil, fmt.Errorf("%w: replay: Limit %d is negative", core.ErrInvalidConfig, cfg.Limit)
+	case cfg.Rate < 0 && cfg.Rate != -1:
+		return cfg, nil, fmt.Errorf("%w: replay: Rate %g must be positive, 0 or -1", core.ErrInvalidConfig, cfg.Rate)
+	case cfg.MaxReplayCount < -1:
+		return cfg, nil, fmt.Errorf("%w: replay: MaxReplayCount %d must be positive, 0 or -1",
+			core.ErrInvalidConfig, cfg.MaxReplayCount)
+	}
+	if cfg.Rate == 0 {
+		cfg.Rate = DefaultRate
+	}
+	if cfg.MaxReplayCount == 0 {
+		cfg.MaxReplayCount = DefaultMaxReplayCount
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+
+	limiter := rate.NewLimiter(rate.Inf, 1)
+	if cfg.Rate > 0 {
+		limiter = rate.NewLimiter(rate.Limit(cfg.Rate), 1)
+	}
+	return cfg, limiter, nil
+}
