@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/deadletter/deadletter/internal/bench"
@@ -37,7 +38,10 @@ func run() error {
 		"DLQ size for the replay and memory-dlq-list cases")
 	flag.IntVar(&cfg.FailEvery, "fail-every", bench.DefaultFailEvery,
 		"one event in this many fails for good in the head-of-line case")
+	flag.IntVar(&cfg.Rounds, "rounds", 1, "runs of each throughput case; each reports its median round by rate")
 	flag.DurationVar(&cfg.CaseTimeout, "case-timeout", bench.DefaultCaseTimeout, "time limit of each case")
+	adapterLogs := flag.Bool("adapter-logs", false, "print the warnings and errors of the adapters under test")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
 
 	var names []string
@@ -45,6 +49,17 @@ func run() error {
 		names = strings.Split(*cases, ",")
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if *adapterLogs {
+		cfg.AdapterLogger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+
+	if *cpuProfile != "" {
+		stopProfile, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stopProfile()
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -54,4 +69,19 @@ func run() error {
 	fmt.Println()
 	bench.WriteGoals(os.Stdout, bench.Goals(results), bench.Ratios(results))
 	return err
+}
+
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("create cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("start cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }

@@ -172,3 +172,16 @@ func countKeys(t *testing.T, client *redis.Client, match string) int {
 	t.Fatal("scan did not finish after 10,000 calls")
 	return 0
 }
+
+func TestMedianByRatePicksMiddle(t *testing.T) {
+	rounds := []Result{
+		{Case: "a", Count: 300, Elapsed: time.Second},
+		{Case: "a", Count: 100, Elapsed: time.Second},
+		{Case: "a", Count: 200, Elapsed: time.Second},
+	}
+	median := medianByRate(rounds)
+	require.Equal(t, 200, median.Count)
+	require.Len(t, median.Notes, 1)
+	require.Contains(t, median.Notes[0], "rates 100 to 300 per second")
+	require.Empty(t, rounds[2].Notes, "the rounds passed in are left unchanged")
+}

@@ -80,6 +80,10 @@ type Config struct {
 	// value is the default policy: 3 retries after 2 s, 4 s and 8 s.
 	FailPolicy core.Policy
 
+	// Rounds is how often the throughput cases run; each reports its
+	// median round by rate. 0 means 1.
+	Rounds int
+
 	// CaseTimeout bounds each case. 0 means DefaultCaseTimeout (10 min).
 	CaseTimeout time.Duration
 
@@ -87,10 +91,13 @@ type Config struct {
 	// DefaultSampleInterval (10 ms).
 	SampleInterval time.Duration
 
-	// Logger receives progress lines. nil means no logging. The adapters
-	// and buses under test never log to it, so logging costs no case
-	// anything.
+	// Logger receives progress lines. nil means no logging.
 	Logger *slog.Logger
+
+	// AdapterLogger receives the logs of the adapters and buses under test,
+	// for diagnosing a slow case. nil means none, as a service logging at
+	// info level logs nothing on the happy path.
+	AdapterLogger *slog.Logger
 }
 
 func (c Config) withDefaults() Config {
@@ -108,10 +115,14 @@ func (c Config) withDefaults() Config {
 	c.DLQEntries = orDefault(c.DLQEntries, DefaultDLQEntries)
 	c.PageSize = orDefault(c.PageSize, DefaultPageSize)
 	c.FailEvery = orDefault(c.FailEvery, DefaultFailEvery)
+	c.Rounds = orDefault(c.Rounds, 1)
 	c.CaseTimeout = orDefault(c.CaseTimeout, DefaultCaseTimeout)
 	c.SampleInterval = orDefault(c.SampleInterval, DefaultSampleInterval)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.AdapterLogger == nil {
+		c.AdapterLogger = slog.New(slog.DiscardHandler)
 	}
 	return c
 }
@@ -134,8 +145,9 @@ func (c Config) Validate() error {
 			core.ErrInvalidConfig, c.Window, streamMaxLen)
 	case c.BatchSize > c.Window && c.Window > 0:
 		return fmt.Errorf("%w: bench: BatchSize %d is larger than Window %d", core.ErrInvalidConfig, c.BatchSize, c.Window)
-	case c.CaseTimeout < 0 || c.SampleInterval < 0:
-		return fmt.Errorf("%w: bench: CaseTimeout and SampleInterval must not be negative", core.ErrInvalidConfig)
+	case c.CaseTimeout < 0 || c.SampleInterval < 0 || c.Rounds < 0:
+		return fmt.Errorf("%w: bench: Rounds, CaseTimeout and SampleInterval must not be negative",
+			core.ErrInvalidConfig)
 	}
 	if err := c.FailPolicy.Validate(); err != nil {
 		return fmt.Errorf("bench: FailPolicy: %w", err)

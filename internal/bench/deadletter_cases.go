@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/deadletter/deadletter"
 	"github.com/deadletter/deadletter/adapters/redisstream"
@@ -28,12 +29,11 @@ type runningBus struct {
 }
 
 // startBus starts a bus on adapter with one handler and waits until it
-// runs. The bus and adapter log nothing, as a service logging at info level
-// logs nothing on the happy path.
-func startBus(ctx context.Context, adapter core.Adapter, policy core.Policy,
+// runs. The bus logs to Config.AdapterLogger.
+func (r *runner) startBus(ctx context.Context, adapter core.Adapter, policy core.Policy,
 	fn deadletter.HandlerFunc) (*runningBus, error) {
 	bus, err := deadletter.New(deadletter.Config{
-		Adapter: adapter, Policy: policy, Logger: slog.New(slog.DiscardHandler),
+		Adapter: adapter, Policy: policy, Logger: r.cfg.AdapterLogger,
 	})
 	if err != nil {
 		_ = adapter.Close()
@@ -88,7 +88,7 @@ func (r *runner) newRedisAdapter(prefix string) (*redisstream.Adapter, error) {
 		// The replay and head-of-line cases fill the DLQ past its default
 		// cap of 5,000; the keys are deleted after each case.
 		DLQMaxLen: -1,
-		Logger:    slog.New(slog.DiscardHandler),
+		Logger:    r.cfg.AdapterLogger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create redis adapter: %w", err)
@@ -120,7 +120,7 @@ func (r *runner) runRedisBus(ctx context.Context, prefix string, n, batch int) (
 		return Result{}, err
 	}
 	t := newTracker(n, r.cfg.Window)
-	rb, err := startBus(ctx, adapter, core.Policy{}, observeHandler(t))
+	rb, err := r.startBus(ctx, adapter, core.Policy{}, observeHandler(t))
 	if err != nil {
 		return Result{}, err
 	}
@@ -143,7 +143,7 @@ func runMemoryEvents(ctx context.Context, r *runner, prefix string) (Result, err
 	}
 	n := r.cfg.MemoryEvents
 	t := newTracker(n, r.cfg.Window)
-	rb, err := startBus(ctx, adapter, core.Policy{}, observeHandler(t))
+	rb, err := r.startBus(ctx, adapter, core.Policy{}, observeHandler(t))
 	if err != nil {
 		return Result{}, err
 	}
@@ -187,7 +187,7 @@ func runHeadOfLine(ctx context.Context, r *runner, prefix string) (Result, error
 		t.observe(sentAt(ev.Data))
 		return nil
 	}
-	rb, err := startBus(ctx, adapter, r.cfg.FailPolicy, handler)
+	rb, err := r.startBus(ctx, adapter, r.cfg.FailPolicy, handler)
 	if err != nil {
 		return Result{}, err
 	}
@@ -231,4 +231,54 @@ func waitForDLQ(ctx context.Context, dlq core.DLQ, want int64) error {
 		case <-ticker.C:
 		}
 	}
+}
+
+// runRedisAdapter runs the Redis adapter's publisher and subscriber without
+// a router or middleware, so that its cost can be told apart from the
+// bus's: the handler loop acknowledges each message after recording it.
+func runRedisAdapter(ctx context.Context, r *runner, prefix string) (Result, error) {
+	adapter, err := r.newRedisAdapter(prefix)
+	if err != nil {
+		return Result{}, err
+	}
+	defer adapter.Close()
+	subscriber, err := adapter.Subscriber(handlerName)
+	if err != nil {
+		return Result{}, err
+	}
+	subCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	messages, err := subscriber.Subscribe(subCtx, eventType)
+	if err != nil {
+		return Result{}, err
+	}
+
+	n := r.cfg.Events
+	t := newTracker(n, r.cfg.Window)
+	go func() {
+		for msg := range messages {
+			t.observe(sentAt(msg.Payload))
+			msg.Ack()
+		}
+	}()
+	publish := func(ctx context.Context, _, count int) error {
+		msgs := make([]*message.Message, count)
+		for i := range msgs {
+			id, payload, err := r.source.encoded()
+			if err != nil {
+				return err
+			}
+			msgs[i] = message.NewMessage(id, payload)
+			msgs[i].SetContext(ctx)
+		}
+		return adapter.Publisher().Publish(eventType, msgs...)
+	}
+
+	mem := startSampler(r.cfg.SampleInterval)
+	elapsed, err := drive(ctx, t, n, r.cfg.BatchSize, publish, nil)
+	heap, rss := mem.finish()
+	if err = errors.Join(err, subscriber.Close()); err != nil {
+		return Result{}, err
+	}
+	return latencyResult(t, elapsed, heap, rss), nil
 }

@@ -86,6 +86,8 @@ func Ratios(results []Result) []Goal {
 	}
 	var ratios []Goal
 	pairs := [][2]string{
+		{CaseRedisAdapter, CaseRedisRaw},
+		{CaseRedisDeadletter, CaseRedisAdapter},
 		{CaseRedisDeadletterSingle, CaseRedisDeadletter},
 		{CaseNATSDeadletter, CaseNATSRaw},
 		{CaseNATSDeadletter, CaseRedisDeadletter},

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"time"
 
@@ -112,7 +111,7 @@ func consumeNATS(ctx context.Context, iter jetstream.MessagesContext, t *tracker
 // runNATSDeadletter measures the bus on the NATS adapter with its defaults.
 func runNATSDeadletter(ctx context.Context, r *runner, prefix string) (Result, error) {
 	adapter, err := natsadapter.NewAdapter(natsadapter.Config{
-		URL: r.cfg.NATSURL, Prefix: prefix, Logger: slog.New(slog.DiscardHandler),
+		URL: r.cfg.NATSURL, Prefix: prefix, Logger: r.cfg.AdapterLogger,
 	})
 	if err != nil {
 		return Result{}, fmt.Errorf("create nats adapter: %w", err)
@@ -120,7 +119,7 @@ func runNATSDeadletter(ctx context.Context, r *runner, prefix string) (Result, e
 
 	n := r.cfg.Events
 	t := newTracker(n, r.cfg.Window)
-	rb, err := startBus(ctx, adapter, core.Policy{}, observeHandler(t))
+	rb, err := r.startBus(ctx, adapter, core.Policy{}, observeHandler(t))
 	if err != nil {
 		return Result{}, err
 	}

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 const (
 	CaseRedisRaw              = "redis-raw"
 	CaseRedisWatermill        = "redis-watermill"
+	CaseRedisAdapter          = "redis-adapter"
 	CaseRedisDeadletter       = "redis-deadletter"
 	CaseRedisDeadletterSingle = "redis-deadletter-single"
 	CaseNATSRaw               = "nats-raw"
@@ -32,22 +34,29 @@ type benchCase struct {
 	name  string
 	title string
 	nats  bool
-	run   func(ctx context.Context, r *runner, prefix string) (Result, error)
+	// repeat is true for the throughput cases, which Config.Rounds repeats.
+	repeat bool
+	run    func(ctx context.Context, r *runner, prefix string) (Result, error)
 }
 
 var cases = []benchCase{
-	{CaseRedisRaw, "go-redis alone: pipelined XADD, XREADGROUP COUNT 100, pipelined XACK", false, runRedisRaw},
-	{CaseRedisWatermill, "watermill-redisstream v1.4.5 under a Watermill router", false, runRedisWatermill},
-	{CaseRedisDeadletter, "deadletter Bus on adapters/redisstream, batched Publish", false, runRedisDeadletter},
-	{CaseRedisDeadletterSingle, "deadletter Bus on adapters/redisstream, one event per Publish", false,
+	{CaseRedisRaw, "go-redis alone: pipelined XADD, XREADGROUP COUNT 100, pipelined XACK", false, true,
+		runRedisRaw},
+	{CaseRedisWatermill, "watermill-redisstream v1.4.5 under a Watermill router", false, true, runRedisWatermill},
+	{CaseRedisAdapter, "adapters/redisstream alone: its publisher and subscriber, no router, no middleware",
+		false, true, runRedisAdapter},
+	{CaseRedisDeadletter, "deadletter Bus on adapters/redisstream, batched Publish", false, true,
+		runRedisDeadletter},
+	{CaseRedisDeadletterSingle, "deadletter Bus on adapters/redisstream, one event per Publish", false, true,
 		runRedisDeadletterSingle},
-	{CaseNATSRaw, "nats.go alone: async publish, pull consumer, one ack per 100", true, runNATSRaw},
-	{CaseNATSDeadletter, "deadletter Bus on adapters/nats, batched Publish", true, runNATSDeadletter},
-	{CaseHeadOfLine, "deadletter on Redis, some events failing for good; healthy events only", false,
+	{CaseNATSRaw, "nats.go alone: async publish, pull consumer, one ack per 100", true, true, runNATSRaw},
+	{CaseNATSDeadletter, "deadletter Bus on adapters/nats, batched Publish", true, true, runNATSDeadletter},
+	{CaseHeadOfLine, "deadletter on Redis, some events failing for good; healthy events only", false, false,
 		runHeadOfLine},
-	{CaseReplay, "replay a full DLQ, page by page", false, runReplay},
-	{CaseMemoryEvents, "deadletter on Redis, many events, memory sampled per quarter", false, runMemoryEvents},
-	{CaseMemoryDLQList, "list a full DLQ in pages, memory sampled per quarter", false, runMemoryDLQList},
+	{CaseReplay, "replay a full DLQ, page by page", false, false, runReplay},
+	{CaseMemoryEvents, "deadletter on Redis, many events, memory sampled per quarter", false, false,
+		runMemoryEvents},
+	{CaseMemoryDLQList, "list a full DLQ in pages, memory sampled per quarter", false, false, runMemoryDLQList},
 }
 
 // CaseNames returns the names of all cases in the order Run runs them.
@@ -71,7 +80,7 @@ type runner struct {
 
 // Run runs the named cases, all of them when names is empty, one after the
 // other, and returns their results in run order. onResult, when not nil,
-// receives each result as soon as its case ends. A case that fails does not
+// receives each result once all rounds are done. A case that fails does not
 // stop the others; the errors are joined.
 func Run(ctx context.Context, cfg Config, names []string, onResult func(Result)) ([]Result, error) {
 	cfg = cfg.withDefaults()
@@ -89,21 +98,53 @@ func Run(ctx context.Context, cfg Config, names []string, onResult func(Result))
 	}
 	defer r.redis.Close()
 
+	// Each round runs every selected case once, so that noise from other
+	// processes on the machine spreads over all cases alike; the cases
+	// that do not repeat run in the first round only.
 	runID := uuid.NewString()[:8]
-	var results []Result
+	rounds := map[string][]Result{}
 	var errs []error
+	for round := range cfg.Rounds {
+		for _, c := range selected {
+			if round > 0 && !c.repeat {
+				continue
+			}
+			prefix := fmt.Sprintf("bench-%s-%d-%s", runID, round, c.name)
+			res, err := r.runCase(ctx, c, prefix)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("case %s, round %d: %w", c.name, round+1, err))
+				continue
+			}
+			rounds[c.name] = append(rounds[c.name], res)
+		}
+	}
+
+	var results []Result
 	for _, c := range selected {
-		res, err := r.runCase(ctx, c, "bench-"+runID+"-"+c.name)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("case %s: %w", c.name, err))
+		if len(rounds[c.name]) == 0 {
 			continue
 		}
+		res := medianByRate(rounds[c.name])
 		results = append(results, res)
 		if onResult != nil {
 			onResult(res)
 		}
 	}
 	return results, errors.Join(errs...)
+}
+
+// medianByRate returns the result with the median rate, noting the range
+// of rates when there were several rounds.
+func medianByRate(results []Result) Result {
+	if len(results) == 1 {
+		return results[0]
+	}
+	sorted := slices.Clone(results)
+	slices.SortFunc(sorted, func(a, b Result) int { return cmp.Compare(a.Rate(), b.Rate()) })
+	median := sorted[len(sorted)/2]
+	median.Notes = append(slices.Clone(median.Notes), fmt.Sprintf("median of %d rounds by rate; rates %s to %s per second",
+		len(sorted), formatRate(sorted[0].Rate()), formatRate(sorted[len(sorted)-1].Rate())))
+	return median
 }
 
 func selectCases(names []string) ([]benchCase, error) {
