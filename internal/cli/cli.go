@@ -18,9 +18,14 @@ import (
 func Main(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	return run(ctx, args, os.Stdin, stdout, stderr)
+}
 
+// run runs the command until it ends or ctx is done.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := newRoot(stdout, stderr)
 	root.SetArgs(args)
+	root.SetIn(stdin)
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintf(stderr, "deadletter: %v\n", err)
 		return 1

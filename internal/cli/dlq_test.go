@@ -1,0 +1,229 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/deadletter/deadletter/adapters/redisstream"
+	"github.com/deadletter/deadletter/core"
+	"github.com/deadletter/deadletter/internal/testredis"
+)
+
+// payloadSecret is in every seeded entry's event data.
+const payloadSecret = "Ana Souza"
+
+// seeded is a Redis DLQ under a fresh prefix with the flags to reach it.
+type seeded struct {
+	dlq   core.DLQ
+	flags []string
+	ids   []string
+}
+
+// seed writes n entries of handler and event type to a fresh prefix.
+func seed(t *testing.T, counts map[string]int) *seeded {
+	t.Helper()
+	prefix := testredis.Prefix()
+	adapter, err := redisstream.NewAdapter(redisstream.Config{URL: testredis.URL(t), Prefix: prefix})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = adapter.Close() })
+
+	s := &seeded{dlq: adapter.DLQ(), flags: []string{"--redis-url", testredis.URL(t), "--prefix", prefix}}
+	for key, n := range counts {
+		handler, eventType, _ := strings.Cut(key, "/")
+		for i := range n {
+			id, err := adapter.DLQ().Add(context.Background(), core.Entry{
+				EventData:     []byte(`{"event_type":"` + eventType + `","data":{"name":"` + payloadSecret + `"}}`),
+				Handler:       handler,
+				Error:         fmt.Sprintf("upstream refused record %d", i),
+				FailedAt:      time.Now().UTC().Add(-time.Duration(n-i) * time.Minute),
+				EventType:     eventType,
+				EventID:       uuid.NewString(),
+				AggregateType: "patient",
+				AggregateID:   uuid.NewString(),
+				Attempts:      4,
+			})
+			require.NoError(t, err)
+			s.ids = append(s.ids, id)
+		}
+	}
+	return s
+}
+
+// runCLI runs the command with args and no terminal on stdin.
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = run(context.Background(), args, strings.NewReader(""), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// requireOneLineError checks a failed run that printed one line on stderr.
+func requireOneLineError(t *testing.T, code int, stderr, contains string) {
+	t.Helper()
+	require.Equal(t, 1, code)
+	require.Equal(t, 1, strings.Count(stderr, "\n"), "one line, no usage dump: %q", stderr)
+	require.True(t, strings.HasPrefix(stderr, "deadletter: "), stderr)
+	require.Contains(t, stderr, contains)
+}
+
+func TestDLQStats(t *testing.T) {
+	s := seed(t, map[string]int{"sync_to_legacy/patient.registered": 7, "send_email/appointment.booked": 2})
+
+	code, out, stderr := runCLI(t, append([]string{"dlq", "stats"}, s.flags...)...)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, ":dlq: 9 entries, 0 dropped at the size cap")
+	require.Regexp(t, `patient.registered\s+7`, out)
+	require.Regexp(t, `send_email\s+2`, out)
+	require.Regexp(t, `sync_to_legacy\s+7\s+patient.registered\s+upstream refused record <n>`, out,
+		"seven errors that differ in a number form one group")
+	require.NotContains(t, out, payloadSecret)
+
+	code, out, stderr = runCLI(t, append([]string{"dlq", "stats", "--json"}, s.flags...)...)
+	require.Equal(t, 0, code, stderr)
+	var stats struct {
+		Total     int `json:"total"`
+		ByHandler []struct {
+			Name  string `json:"name"`
+			Count int    `json:"count"`
+		} `json:"by_handler"`
+		ErrorGroups []struct {
+			Key string `json:"key"`
+		} `json:"error_groups"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &stats))
+	require.Equal(t, 9, stats.Total)
+	require.Equal(t, "sync_to_legacy", stats.ByHandler[0].Name)
+	require.Len(t, stats.ErrorGroups, 2)
+}
+
+func TestDLQListAndShow(t *testing.T) {
+	s := seed(t, map[string]int{"sync_to_legacy/patient.registered": 5})
+
+	code, out, stderr := runCLI(t, append([]string{"dlq", "list", "--limit", "2"}, s.flags...)...)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, "ID")
+	require.Contains(t, out, s.ids[4], "newest first")
+	require.Contains(t, out, s.ids[3])
+	require.NotContains(t, out, s.ids[2])
+	require.Contains(t, out, "more: deadletter dlq list --before "+s.ids[3])
+	require.NotContains(t, out, payloadSecret, "list never prints event data")
+
+	code, out, stderr = runCLI(t, append([]string{"dlq", "list", "--json", "--before", s.ids[3]}, s.flags...)...)
+	require.Equal(t, 0, code, stderr)
+	var listed []map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &listed))
+	require.Len(t, listed, 3)
+	require.Equal(t, s.ids[2], listed[0]["id"])
+	require.NotContains(t, listed[0], "event_data")
+
+	code, out, stderr = runCLI(t, append([]string{"dlq", "show", s.ids[0]}, s.flags...)...)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, "handler")
+	require.Contains(t, out, "sync_to_legacy")
+	require.Contains(t, out, payloadSecret, "show prints the whole entry")
+	require.Contains(t, out, "upstream refused record 0")
+
+	code, out, stderr = runCLI(t, append([]string{"dlq", "show", "--json", s.ids[0]}, s.flags...)...)
+	require.Equal(t, 0, code, stderr)
+	var shown map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &shown))
+	require.Equal(t, "patient.registered", shown["event_data"].(map[string]any)["event_type"])
+}
+
+func TestDLQErrors(t *testing.T) {
+	s := seed(t, map[string]int{"h/a.b": 1})
+
+	t.Run("UnknownID", func(t *testing.T) {
+		code, _, stderr := runCLI(t, append([]string{"dlq", "show", "1-1"}, s.flags...)...)
+		requireOneLineError(t, code, stderr, `no entry "1-1"`)
+	})
+	t.Run("MalformedID", func(t *testing.T) {
+		code, _, stderr := runCLI(t, append([]string{"dlq", "show", "nope"}, s.flags...)...)
+		requireOneLineError(t, code, stderr, `no entry "nope"`)
+	})
+	t.Run("MissingID", func(t *testing.T) {
+		code, _, stderr := runCLI(t, append([]string{"dlq", "show"}, s.flags...)...)
+		requireOneLineError(t, code, stderr, "takes 1 entry id")
+	})
+	t.Run("UnknownFlag", func(t *testing.T) {
+		code, _, stderr := runCLI(t, "dlq", "list", "--bogus")
+		requireOneLineError(t, code, stderr, "unknown flag: --bogus")
+	})
+	t.Run("BadLimit", func(t *testing.T) {
+		code, _, stderr := runCLI(t, append([]string{"dlq", "list", "--limit", "0"}, s.flags...)...)
+		requireOneLineError(t, code, stderr, "invalid --limit 0")
+	})
+	t.Run("UnreachableRedis", func(t *testing.T) {
+		code, _, stderr := runCLI(t, "dlq", "stats", "--redis-url", "redis://:hunter2@127.0.0.1:1/0")
+		requireOneLineError(t, code, stderr, "connect to redis at 127.0.0.1:1")
+		require.NotContains(t, stderr, "hunter2")
+	})
+	t.Run("ReplayWithoutSelection", func(t *testing.T) {
+		code, _, stderr := runCLI(t, append([]string{"dlq", "replay"}, s.flags...)...)
+		requireOneLineError(t, code, stderr, "no entries selected")
+	})
+	t.Run("AllWithSelection", func(t *testing.T) {
+		code, _, stderr := runCLI(t, append([]string{"dlq", "delete", "--all", "--handler", "h"}, s.flags...)...)
+		requireOneLineError(t, code, stderr, "--all cannot be combined")
+	})
+	t.Run("BadAge", func(t *testing.T) {
+		code, _, stderr := runCLI(t, append([]string{"dlq", "replay", "--older-than", "soon"}, s.flags...)...)
+		requireOneLineError(t, code, stderr, `invalid --older-than "soon"`)
+	})
+	t.Run("BadRate", func(t *testing.T) {
+		code, _, stderr := runCLI(t, append([]string{"dlq", "replay", "--all", "--rate", "0"}, s.flags...)...)
+		requireOneLineError(t, code, stderr, "invalid --rate 0")
+	})
+}
+
+func TestDLQDelete(t *testing.T) {
+	s := seed(t, map[string]int{"sync_to_legacy/patient.registered": 4, "send_email/appointment.booked": 3})
+	ctx := context.Background()
+
+	code, out, stderr := runCLI(t, append([]string{"dlq", "delete", "--handler", "send_email", "--dry-run"}, s.flags...)...)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, "dry run: would delete 3 entries")
+
+	code, _, stderr = runCLI(t, append([]string{"dlq", "delete", "--handler", "send_email"}, s.flags...)...)
+	requireOneLineError(t, code, stderr, "no terminal to confirm on; pass --yes")
+	count, err := s.dlq.Len(ctx)
+	require.NoError(t, err)
+	require.EqualValues(t, 7, count, "nothing is deleted without a confirmation")
+
+	code, out, stderr = runCLI(t, append([]string{"dlq", "delete", "--handler", "send_email", "--yes"}, s.flags...)...)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, "deleted 3 entries")
+	count, err = s.dlq.Len(ctx)
+	require.NoError(t, err)
+	require.EqualValues(t, 4, count)
+
+	code, out, stderr = runCLI(t, append([]string{"dlq", "delete", "--yes", "--json", s.ids[0], "1-1"}, s.flags...)...)
+	require.Equal(t, 0, code, stderr)
+	var res struct {
+		Deleted int      `json:"deleted"`
+		Missing []string `json:"missing"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &res))
+	require.Equal(t, 1, res.Deleted)
+	require.Equal(t, []string{"1-1"}, res.Missing)
+}
+
+func TestDLQReplayDryRun(t *testing.T) {
+	s := seed(t, map[string]int{"sync_to_legacy/patient.registered": 3})
+	code, out, stderr := runCLI(t, append([]string{"dlq", "replay", "--all", "--dry-run", "--limit", "2"}, s.flags...)...)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, "dry run: would replay 2 entries")
+	require.Contains(t, out, s.ids[0], "oldest first")
+	require.NotContains(t, out, s.ids[2])
+	count, err := s.dlq.Len(context.Background())
+	require.NoError(t, err)
+	require.EqualValues(t, 3, count)
+}
