@@ -289,7 +289,7 @@ func TestMonitorSurvivesBrokenSinks(t *testing.T) {
 
 type panicSink struct{}
 
-func (panicSink) Name() string                             { return "panic" }
+func (panicSink) Name() string                              { return "panic" }
 func (panicSink) Send(context.Context, monitor.Alert) error { panic("sink bug") }
 
 func TestMonitorCapacityAndDropped(t *testing.T) {
