@@ -1,6 +1,6 @@
-// Package inspect reads a dead letter queue in pages, never whole: it walks
-// entries newest first, selects them by handler, event type, error group,
-// age or id, counts them by event type, handler and error group, and
+// Package inspect reads a dead letter queue in pages, never whole. It walks
+// entries newest first and selects them by handler, event type, error group,
+// age or id. It counts them by event type, handler and error group, and
 // normalises error messages so that the failures of one outage form one
 // group.
 //

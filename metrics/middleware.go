@@ -25,7 +25,7 @@ const (
 // It must run inside the retry middleware, which calls it once per attempt:
 // pass it in deadletter.Config.HandlerMiddleware, or, on a plain Watermill
 // router, add it after the retry middleware. Outside the retry middleware
-// it sees one successful call per event, whatever happened inside.
+// it records one successful call per event, whatever happened inside.
 func (m *Metrics) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) (produced []*message.Message, err error) {
 		handler := message.HandlerNameFromCtx(msg.Context())

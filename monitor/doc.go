@@ -5,7 +5,7 @@
 //
 // An alert is sent when its level changes, when the count grows into a
 // higher bucket (10, 20, 50, 100, 200, 500, ...), when the DLQ starts to near
-// its cap, or when entries were dropped; it is not sent again at every check
+// its cap, or when entries were dropped. It is not sent again at every check
 // while nothing changed. When the DLQ drops back under the warning
 // threshold, sinks that received an alert get a resolve. A sink that fails
 // is logged and tried again at the next check.

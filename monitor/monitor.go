@@ -23,8 +23,9 @@ type Monitor struct {
 	checked     bool
 }
 
-// sinkState is what one sink last received, so that an unchanged state is
-// not sent again and a failed send is tried at the next check.
+// sinkState is the state one sink last received. Keeping it per sink means
+// an unchanged state is not sent again and a failed send is retried at the
+// next check.
 type sinkState struct {
 	sink     Sink
 	minLevel Level
@@ -158,9 +159,9 @@ func (m *Monitor) level(a Alert) Level {
 	return LevelOK
 }
 
-// deliver sends the alert to one sink if the sink's state calls for it. The
-// sink sees levels under its minimum as LevelOK, so that a PagerDuty sink
-// for critical alerts gets a resolve when the DLQ falls back to warning.
+// deliver sends the alert to one sink if the sink's state calls for it.
+// Levels under the sink's minimum are sent as LevelOK, so that a PagerDuty
+// sink for critical alerts gets a resolve when the DLQ falls back to warning.
 func (m *Monitor) deliver(ctx context.Context, s *sinkState, alert Alert, current state) {
 	if current.level < s.minLevel {
 		current.level = LevelOK

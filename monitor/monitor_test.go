@@ -65,7 +65,7 @@ func drain(t *testing.T, dlq core.DLQ) {
 }
 
 // receiver is a local HTTP server that records the JSON bodies posted to it
-// and answers with status.
+// and replies with status.
 type receiver struct {
 	*httptest.Server
 	mu     sync.Mutex

@@ -24,8 +24,8 @@ type Sink interface {
 }
 
 // LevelFilter is implemented by a sink that wants only alerts of at least
-// one level. It sees lower levels as LevelOK, so it receives a resolve when
-// the DLQ falls below its level.
+// one level. The monitor sends it lower levels as LevelOK, so it receives a
+// resolve when the DLQ falls below its level.
 type LevelFilter interface {
 	MinLevel() Level
 }

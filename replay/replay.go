@@ -79,7 +79,7 @@ type Result struct {
 
 // Run selects entries and replays them, the oldest first. It stops at the
 // first error other than a missing entry and returns the result so far with
-// it; running it again replays what is left.
+// that error. Running it again replays what is left.
 func Run(ctx context.Context, cfg Config) (Result, error) {
 	cfg, limiter, err := prepare(cfg)
 	if err != nil {

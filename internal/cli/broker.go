@@ -44,7 +44,7 @@ func (b *broker) dlq() core.DLQ { return b.adapter.DLQ() }
 
 func (b *broker) Close() error { return b.adapter.Close() }
 
-// open connects to the broker and checks that it answers.
+// open connects to the broker and pings it.
 func (o *brokerOptions) open(_ context.Context, logger *slog.Logger) (*broker, error) {
 	// go-redis prints each failed dial on its own; the command reports the
 	// failure once, as its error.

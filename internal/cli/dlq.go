@@ -95,25 +95,28 @@ func printStats(w io.Writer, source string, s inspect.Summary) error {
 	}
 	fmt.Fprintf(w, "newest failure %s, oldest counted %s\n\n", formatTime(s.Newest), formatTime(s.Oldest))
 
-	t := newTable(w)
-	fmt.Fprintln(t, "EVENT TYPE\tENTRIES")
-	for _, c := range s.ByEventType {
-		fmt.Fprintf(t, "%s\t%d\n", c.Name, c.Count)
+	if err := printCounts(w, "EVENT TYPE", s.ByEventType); err != nil {
+		return err
 	}
-	fmt.Fprintln(t, "\t")
-	fmt.Fprintln(t, "HANDLER\tENTRIES")
-	for _, c := range s.ByHandler {
-		fmt.Fprintf(t, "%s\t%d\n", c.Name, c.Count)
-	}
-	if err := t.Flush(); err != nil {
+	fmt.Fprintln(w)
+	if err := printCounts(w, "HANDLER", s.ByHandler); err != nil {
 		return err
 	}
 
 	fmt.Fprintln(w)
-	t = newTable(w)
+	t := newTable(w)
 	fmt.Fprintln(t, "ERROR GROUP\tHANDLER\tENTRIES\tEVENT TYPES\tERROR")
 	for _, g := range s.Groups {
 		fmt.Fprintf(t, "%s\t%s\t%d\t%s\t%s\n", g.Key, g.Handler, g.Count, strings.Join(g.EventTypes, ","), g.Error)
+	}
+	return t.Flush()
+}
+
+func printCounts(w io.Writer, title string, counts []inspect.Count) error {
+	t := newTable(w)
+	fmt.Fprintf(t, "%s\tENTRIES\n", title)
+	for _, c := range counts {
+		fmt.Fprintf(t, "%s\t%d\n", c.Name, c.Count)
 	}
 	return t.Flush()
 }

@@ -73,10 +73,10 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// TestOperatorRunbook walks through a night's page on real Redis: an outage
-// of one handler dead-letters 60 events, the monitor sends a critical alert,
-// stats and list show the entries, and once the handler is fixed a replay
-// by handler brings them back through that handler only, after which the
+// TestOperatorRunbook walks through a night's page on real Redis. An outage
+// of one handler dead-letters 60 events and the monitor sends a critical
+// alert. Stats and list show the entries. Once the handler is fixed, a
+// replay by handler brings them back through that handler only, and the
 // monitor resolves the alert.
 func TestOperatorRunbook(t *testing.T) {
 	ctx := context.Background()

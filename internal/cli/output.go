@@ -143,8 +143,8 @@ func (p *progress) finish() {
 	}
 }
 
-// confirm asks a yes/no question on stderr and reads the answer from stdin.
-// It fails when stdin is not a terminal, since nobody can answer.
+// confirm prints a yes/no question on stderr and reads the reply from stdin.
+// It fails when stdin is not a terminal, because nobody could reply.
 func confirm(stdin io.Reader, stderr io.Writer, question string) (bool, error) {
 	if !isTerminal(stdin) {
 		return false, fmt.Errorf("%s: no terminal to confirm on; pass --yes to confirm", question)

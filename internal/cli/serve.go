@@ -19,8 +19,8 @@ import (
 	"github.com/deadletter/deadletter/metrics"
 )
 
-// DefaultListen is where serve listens: loopback only, so that the metrics
-// are not exposed beyond the host unless asked for.
+// DefaultListen is the address serve listens on. It is loopback only, so
+// that the metrics are not exposed beyond the host unless requested.
 const DefaultListen = "127.0.0.1:9464"
 
 // healthTimeout bounds the DLQ read of one /healthz request.
