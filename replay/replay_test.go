@@ -162,8 +162,10 @@ func testDryRun(t *testing.T, adapter core.Adapter) {
 	require.True(t, res.DryRun)
 	require.Len(t, res.Selected, 3)
 	require.Zero(t, res.Replayed)
-	require.True(t, res.Selected[0].FailedAt.Before(res.Selected[2].FailedAt) ||
-		res.Selected[0].FailedAt.Equal(res.Selected[2].FailedAt), "oldest first")
+	newestFirst, err := adapter.DLQ().List(ctx, core.ListOptions{})
+	require.NoError(t, err)
+	require.Equal(t, newestFirst[4].ID, res.Selected[0].ID, "oldest first")
+	require.Equal(t, newestFirst[2].ID, res.Selected[2].ID)
 	count, err := adapter.DLQ().Len(ctx)
 	require.NoError(t, err)
 	require.EqualValues(t, 5, count)

@@ -16,6 +16,9 @@ import (
 // brokerOptions selects the broker whose DLQ a command works on. Every
 // command that reads the DLQ takes these flags, so a new broker is added
 // here only.
+//
+// TODO: only Redis can be selected; the NATS adapter needs its flags here
+// before the dlq, monitor and serve commands can reach its DLQ.
 type brokerOptions struct {
 	redisURL string
 	prefix   string
