@@ -38,8 +38,8 @@
 // middleware dead-letters by the delivery count. A running handler sends an
 // in-progress signal every third of Config.AckWait, so its message is not
 // delivered elsewhere meanwhile. Acks are sent without waiting for the
-// server's reply; an ack that cannot be sent is logged, and an ack that is
-// lost leads to a redelivery after AckWait, never to a lost event.
+// server's reply. An ack that cannot be sent is logged, and an ack lost on
+// the way leads to a redelivery after AckWait, never to a lost event.
 //
 // JetStream cannot change a message it delivers again, so the outcome of a
 // failed attempt (core.MetadataLastError, MetadataErrorType,

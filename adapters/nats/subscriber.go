@@ -17,8 +17,8 @@ import (
 	"github.com/deadletter/deadletter/core"
 )
 
-// handlerPattern is the handler names that the bus accepts; each is also a
-// valid consumer name and subject token.
+// handlerPattern matches the handler names that the bus accepts. Each is
+// also a valid consumer name and subject token.
 var handlerPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
 
 // maxConsumerName is the longest consumer name the server accepts.

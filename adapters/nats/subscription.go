@@ -96,15 +96,19 @@ func (sub *subscription) pull(iter jetstream.MessagesContext) {
 			sub.nakBuffered(iter)
 			return
 		}
-		msg, err := iter.Next()
+		// The context bounds the wait even if draining the pull were slow
+		// to end it.
+		msg, err := iter.Next(jetstream.NextContext(sub.ctx))
 		if err != nil {
 			<-sub.slots
-			if sub.ctx.Err() == nil {
-				// Next only fails for good, as when the consumer was
-				// deleted or the connection closed.
-				sub.log.Warn("pull subscription ended; subscribing again",
-					slog.String(core.LogError, err.Error()))
+			if sub.ctx.Err() != nil {
+				sub.nakBuffered(iter)
+				return
 			}
+			// With the default options Next returns an error only once
+			// the pull has ended for good, as when the consumer was
+			// deleted or the connection closed.
+			sub.log.Warn("pull subscription ended; subscribing again", slog.String(core.LogError, err.Error()))
 			return
 		}
 		if sub.ctx.Err() != nil {
@@ -182,9 +186,9 @@ func (sub *subscription) deliver(msg jetstream.Msg) {
 	sub.await(wm, delivery)
 }
 
-// await waits for the handler's Ack or Nack. Meanwhile it tells JetStream
-// every third of AckWait that the message is in progress, so that a long
-// handler does not see its message delivered again. After the
+// await waits for the handler's Ack or Nack. Meanwhile it sends JetStream an
+// in-progress signal every third of AckWait, so that a long handler does not
+// see its message delivered again. After the
 // subscription ends it waits up to CloseTimeout, then leaves the message
 // unacknowledged for JetStream to deliver again after AckWait.
 func (sub *subscription) await(wm *message.Message, d delivery) {
@@ -239,7 +243,7 @@ func (sub *subscription) ack(d delivery) {
 }
 
 // nackWithState stores the outcome that the middleware recorded on wm, then
-// asks JetStream to deliver the message again after MetadataRetryAfter.
+// naks the message with the pause in MetadataRetryAfter as its delay.
 // NakWithDelay holds back only this message; the consumer goes on
 // delivering the others.
 func (sub *subscription) nackWithState(wm *message.Message, d delivery) {
@@ -293,14 +297,14 @@ func parseRetryAfter(value string) (time.Duration, error) {
 	return max(delay, 0), nil
 }
 
-// delivery is what a subscription keeps about a message it handed out.
+// delivery is a handed-out message with the stream position it came from.
 type delivery struct {
 	msg      jetstream.Msg
 	stream   string
 	sequence uint64
 
-	// stateSubject is where the retry state of this message is kept, and
-	// hasState whether state was found on this delivery.
+	// stateSubject is the subject of this message's retry state, and
+	// hasState reports whether state was found on this delivery.
 	stateSubject string
 	hasState     bool
 }
