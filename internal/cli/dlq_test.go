@@ -205,7 +205,9 @@ func TestDLQDelete(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, 4, count)
 
-	code, out, stderr = runCLI(t, append([]string{"dlq", "delete", "--yes", "--json", s.ids[0], "1-1"}, s.flags...)...)
+	left, err := s.dlq.List(ctx, core.ListOptions{})
+	require.NoError(t, err)
+	code, out, stderr = runCLI(t, append([]string{"dlq", "delete", "--yes", "--json", left[0].ID, "1-1"}, s.flags...)...)
 	require.Equal(t, 0, code, stderr)
 	var res struct {
 		Deleted int      `json:"deleted"`
