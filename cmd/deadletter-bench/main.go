@@ -36,6 +36,8 @@ func run() error {
 		"events the memory-events case passes through the bus")
 	flag.IntVar(&cfg.DLQEntries, "dlq-entries", bench.DefaultDLQEntries,
 		"DLQ size for the replay and memory-dlq-list cases")
+	flag.IntVar(&cfg.ReplayWorkers, "replay-workers", bench.DefaultReplayWorkers,
+		"goroutines replaying entries in the replay-parallel case")
 	flag.IntVar(&cfg.FailEvery, "fail-every", bench.DefaultFailEvery,
 		"one event in this many fails for good in the head-of-line case")
 	flag.IntVar(&cfg.Rounds, "rounds", 1, "runs of each throughput case; each reports its median round by rate")

@@ -21,6 +21,7 @@ const (
 	DefaultDLQEntries     = 50_000
 	DefaultPageSize       = 100
 	DefaultFailEvery      = 100
+	DefaultReplayWorkers  = 4
 	DefaultCaseTimeout    = 10 * time.Minute
 	DefaultSampleInterval = 10 * time.Millisecond
 )
@@ -39,7 +40,7 @@ type Config struct {
 
 	// NATSURL is the NATS server, with JetStream. "" means NATS_URL when
 	// set, else DefaultNATSURL. The NATS cases are skipped, with the
-	// reason, when it does not answer.
+	// reason, when it does not respond.
 	NATSURL string
 
 	// Events is the number of events each throughput case publishes. 0
@@ -71,6 +72,10 @@ type Config struct {
 	// PageSize is the number of entries per DLQ list call. 0 means
 	// DefaultPageSize (100).
 	PageSize int
+
+	// ReplayWorkers is the number of goroutines that replay entries in the
+	// replay-parallel case. 0 means DefaultReplayWorkers (4).
+	ReplayWorkers int
 
 	// FailEvery makes one event in FailEvery fail for good in the
 	// head-of-line case. 0 means DefaultFailEvery (100, which is 1 %).
@@ -115,6 +120,7 @@ func (c Config) withDefaults() Config {
 	c.DLQEntries = orDefault(c.DLQEntries, DefaultDLQEntries)
 	c.PageSize = orDefault(c.PageSize, DefaultPageSize)
 	c.FailEvery = orDefault(c.FailEvery, DefaultFailEvery)
+	c.ReplayWorkers = orDefault(c.ReplayWorkers, DefaultReplayWorkers)
 	c.Rounds = orDefault(c.Rounds, 1)
 	c.CaseTimeout = orDefault(c.CaseTimeout, DefaultCaseTimeout)
 	c.SampleInterval = orDefault(c.SampleInterval, DefaultSampleInterval)
@@ -135,8 +141,9 @@ func (c Config) Validate() error {
 			core.ErrInvalidConfig)
 	case c.PayloadSize < 0 || c.PayloadSize > 1<<20:
 		return fmt.Errorf("%w: bench: PayloadSize is %d; it must be 0 to 1 MiB", core.ErrInvalidConfig, c.PayloadSize)
-	case c.BatchSize < 0 || c.PageSize < 0:
-		return fmt.Errorf("%w: bench: BatchSize and PageSize must not be negative", core.ErrInvalidConfig)
+	case c.BatchSize < 0 || c.PageSize < 0 || c.ReplayWorkers < 0:
+		return fmt.Errorf("%w: bench: BatchSize, PageSize and ReplayWorkers must not be negative",
+			core.ErrInvalidConfig)
 	case c.FailEvery < 0 || c.FailEvery == 1:
 		return fmt.Errorf("%w: bench: FailEvery is %d; it must be 2 or more, or 0 for the default",
 			core.ErrInvalidConfig, c.FailEvery)

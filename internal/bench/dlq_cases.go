@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -49,12 +51,21 @@ func (r *runner) fillDLQ(ctx context.Context, prefix string, n int) error {
 	return nil
 }
 
-// runReplay fills a DLQ and replays every entry from one goroutine: it
-// lists the newest page and replays each entry of it, until the DLQ is
-// empty. It replays through core.Replayer when the DLQ implements it, and
-// otherwise only moves each entry to the replayed stream, which is the
-// bookkeeping half of a replay.
+// runReplay fills a DLQ and replays every entry from one goroutine.
 func runReplay(ctx context.Context, r *runner, prefix string) (Result, error) {
+	return r.replayDLQ(ctx, prefix, 1)
+}
+
+// runReplayParallel replays with Config.ReplayWorkers goroutines.
+func runReplayParallel(ctx context.Context, r *runner, prefix string) (Result, error) {
+	return r.replayDLQ(ctx, prefix, r.cfg.ReplayWorkers)
+}
+
+// replayDLQ fills a DLQ, then lists it newest first, page by page, while
+// workers replay the listed entries. It replays through core.Replayer when
+// the DLQ implements it, and otherwise only moves each entry to the
+// replayed stream, which is the bookkeeping half of a replay.
+func (r *runner) replayDLQ(ctx context.Context, prefix string, workers int) (Result, error) {
 	adapter, err := r.newRedisAdapter(prefix)
 	if err != nil {
 		return Result{}, err
@@ -67,40 +78,87 @@ func runReplay(ctx context.Context, r *runner, prefix string) (Result, error) {
 	}
 
 	replay := dlq.MoveToReplayed
-	note := "the Redis DLQ does not implement core.Replayer, so this measures List then MoveToReplayed per entry, without delivering the events"
+	note := "the Redis DLQ does not implement core.Replayer, so this measures MoveToReplayed per entry, " +
+		"without delivering the events"
 	if replayer, ok := dlq.(core.Replayer); ok {
 		replay = replayer.Replay
-		note = "through core.Replayer: each entry's event goes back to its handler and the entry moves to the replayed stream"
+		note = "through core.Replayer, which puts each event in its handler's retry schedule, due at once, " +
+			"and moves the entry to the replayed stream; no handler runs"
 	}
 
 	mem := startSampler(r.cfg.SampleInterval)
 	start := time.Now()
-	replayed := 0
-	for replayed < n {
-		page, err := dlq.List(ctx, core.ListOptions{Limit: r.cfg.PageSize})
-		if err != nil {
-			return Result{}, err
-		}
-		if len(page) == 0 {
-			break
-		}
-		for _, entry := range page {
-			if err := replay(ctx, entry.ID, time.Now()); err != nil {
-				return Result{}, fmt.Errorf("replay entry %s: %w", entry.ID, err)
-			}
-			replayed++
-		}
-	}
+	replayed, err := replayListed(ctx, dlq, r.cfg.PageSize, workers, replay)
 	elapsed := time.Since(start)
 	heap, rss := mem.finish()
-
+	if err != nil {
+		return Result{}, err
+	}
 	if replayed != n {
 		return Result{}, fmt.Errorf("replayed %d entries of %d", replayed, n)
 	}
 	return Result{
 		Count: replayed, Elapsed: elapsed, PeakHeap: heap, PeakRSS: rss,
-		Notes: []string{fmt.Sprintf("%s; pages of %d, one goroutine", note, r.cfg.PageSize)},
+		Notes: []string{fmt.Sprintf("%s; pages of %d, %d replaying goroutines", note, r.cfg.PageSize, workers)},
 	}, nil
+}
+
+// replayListed lists every DLQ entry and has workers replay them. It
+// returns how many were replayed.
+func replayListed(ctx context.Context, dlq core.DLQ, pageSize, workers int,
+	replay func(ctx context.Context, id string, replayedAt time.Time) error) (int, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	ids := make(chan string, pageSize)
+	var replayed atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for id := range ids {
+				if err := replay(ctx, id, time.Now()); err != nil {
+					cancel(fmt.Errorf("replay entry %s: %w", id, err))
+					return
+				}
+				replayed.Add(1)
+			}
+		})
+	}
+
+	listErr := listAll(ctx, dlq, pageSize, func(page []core.Entry) {
+		for _, entry := range page {
+			select {
+			case ids <- entry.ID:
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+	close(ids)
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return int(replayed.Load()), err
+	}
+	return int(replayed.Load()), listErr
+}
+
+// listAll lists the DLQ newest first, one page at a time, passing each page
+// to visit. Paging by the last id seen lists each entry once even while
+// other goroutines move entries out.
+func listAll(ctx context.Context, dlq core.DLQ, pageSize int, visit func([]core.Entry)) error {
+	before := ""
+	for ctx.Err() == nil {
+		page, err := dlq.List(ctx, core.ListOptions{Limit: pageSize, Before: before})
+		if err != nil {
+			return err
+		}
+		if len(page) == 0 {
+			return nil
+		}
+		visit(page)
+		before = page[len(page)-1].ID
+	}
+	return ctx.Err()
 }
 
 // runMemoryDLQList fills a DLQ and lists all of it, newest first, one page
@@ -120,18 +178,13 @@ func runMemoryDLQList(ctx context.Context, r *runner, prefix string) (Result, er
 	mem := startSampler(r.cfg.SampleInterval)
 	quarters := newQuarters(n, mem)
 	start := time.Now()
-	listed, before := 0, ""
-	for listed < n {
-		page, err := dlq.List(ctx, core.ListOptions{Limit: r.cfg.PageSize, Before: before})
-		if err != nil {
-			return Result{}, err
-		}
-		if len(page) == 0 {
-			break
-		}
+	listed := 0
+	err = listAll(ctx, dlq, r.cfg.PageSize, func(page []core.Entry) {
 		listed += len(page)
-		before = page[len(page)-1].ID
 		quarters.progress(listed)
+	})
+	if err != nil {
+		return Result{}, err
 	}
 	elapsed := time.Since(start)
 	heap, rss := mem.finish()

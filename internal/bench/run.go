@@ -24,6 +24,7 @@ const (
 	CaseNATSDeadletter        = "nats-deadletter"
 	CaseHeadOfLine            = "head-of-line"
 	CaseReplay                = "replay"
+	CaseReplayParallel        = "replay-parallel"
 	CaseMemoryEvents          = "memory-events"
 	CaseMemoryDLQList         = "memory-dlq-list"
 )
@@ -53,7 +54,8 @@ var cases = []benchCase{
 	{CaseNATSDeadletter, "deadletter Bus on adapters/nats, batched Publish", true, true, runNATSDeadletter},
 	{CaseHeadOfLine, "deadletter on Redis, some events failing for good; healthy events only", false, false,
 		runHeadOfLine},
-	{CaseReplay, "replay a full DLQ, page by page", false, false, runReplay},
+	{CaseReplay, "replay a full DLQ, page by page, one goroutine", false, false, runReplay},
+	{CaseReplayParallel, "replay a full DLQ, page by page, several goroutines", false, false, runReplayParallel},
 	{CaseMemoryEvents, "deadletter on Redis, many events, memory sampled per quarter", false, false,
 		runMemoryEvents},
 	{CaseMemoryDLQList, "list a full DLQ in pages, memory sampled per quarter", false, false, runMemoryDLQList},
