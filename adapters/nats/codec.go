@@ -71,8 +71,8 @@ func decodeHeaders(header nats.Header) (uuid string, metadata message.Metadata, 
 }
 
 // escapeHeaderValue makes s survive as a NATS header value, which is one
-// line with surrounding spaces trimmed. It escapes backslashes and control
-// characters, and a space at either end, with backslash sequences; a value
+// line with surrounding spaces trimmed. It escapes backslashes, control
+// characters and a space at either end with backslash sequences. A value
 // without any of them is unchanged, so headers read well in `nats` tools.
 func escapeHeaderValue(s string) string {
 	if !needsEscape(s) {

@@ -25,8 +25,8 @@ type Publisher struct {
 var _ message.Publisher = (*Publisher)(nil)
 
 // Publish sends msgs without waiting between them and returns once
-// JetStream has stored them all, or an error; on an error some of them may
-// have been stored. The first message's context and PublishTimeout bound
+// JetStream has stored them all. On an error some of them may have been
+// stored. The first message's context and PublishTimeout bound
 // the wait.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if p.closed.Load() {
