@@ -56,8 +56,9 @@ type Config struct {
 	Prefix string
 
 	// MaxEventsPerType caps how many events of one type the events stream
-	// keeps; the oldest go first. 0 means DefaultMaxEventsPerType (10,000);
-	// -1 means no cap.
+	// keeps, dropping the oldest. An event dropped while it waits for a
+	// retry is not retried. 0 means DefaultMaxEventsPerType (10,000); -1
+	// means no cap.
 	MaxEventsPerType int64
 
 	// DLQMaxLen caps the DLQ stream; at the cap each new entry drops the

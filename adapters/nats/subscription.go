@@ -261,6 +261,9 @@ func (sub *subscription) nackWithState(wm *message.Message, d delivery) {
 				slog.String(core.LogError, err.Error()))
 		}
 	}
+	// TODO: keep a copy of a message waiting for its retry, as the Redis
+	// adapter does; until then an event dropped by MaxEventsPerType during
+	// the pause is never retried.
 	sub.nakLogged(d, delay)
 }
 
