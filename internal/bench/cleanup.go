@@ -75,7 +75,7 @@ func deleteNATSStreams(ctx context.Context, url, prefix string) error {
 	return nil
 }
 
-// pingNATS checks that a NATS server with JetStream answers at url.
+// pingNATS checks that a NATS server with JetStream responds at url.
 func pingNATS(ctx context.Context, url string) error {
 	conn, err := nats.Connect(url, nats.Timeout(2*time.Second))
 	if err != nil {

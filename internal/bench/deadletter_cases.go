@@ -17,7 +17,7 @@ import (
 // handlerName names the handler of every bus case.
 const handlerName = "bench"
 
-// errFailing is what the handler returns for events marked to fail.
+// errFailing is the error the handler returns for events marked to fail.
 var errFailing = errors.New("bench: this event is marked to fail")
 
 // runningBus is a bus whose handlers run, on an adapter of its own.
@@ -234,8 +234,8 @@ func waitForDLQ(ctx context.Context, dlq core.DLQ, want int64) error {
 }
 
 // runRedisAdapter runs the Redis adapter's publisher and subscriber without
-// a router or middleware, so that its cost can be told apart from the
-// bus's: the handler loop acknowledges each message after recording it.
+// a router or middleware, which separates the adapter's cost from the
+// bus's. The handler loop acknowledges each message after recording it.
 func runRedisAdapter(ctx context.Context, r *runner, prefix string) (Result, error) {
 	adapter, err := r.newRedisAdapter(prefix)
 	if err != nil {

@@ -16,10 +16,10 @@ import (
 // round trip.
 const rawReadCount = 100
 
-// runRedisRaw measures the practical limit of Redis Streams from Go: one
-// goroutine publishes each batch in one pipelined round trip, and one
-// consumer reads up to 100 entries per XREADGROUP, sending the XACK of the
-// previous batch in the same round trip.
+// runRedisRaw measures the practical limit of Redis Streams from Go. One
+// goroutine publishes each batch in one pipelined round trip. One consumer
+// reads up to 100 entries per XREADGROUP and sends the XACK of the previous
+// batch in the same round trip.
 func runRedisRaw(ctx context.Context, r *runner, prefix string) (Result, error) {
 	stream := prefix + ":" + eventType
 	const group, consumer = "bench", "bench-1"

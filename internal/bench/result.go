@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Result is what one case measured.
+// Result is the measurement of one case.
 type Result struct {
 	// Case is the case's name, as passed to Run.
 	Case string

@@ -76,7 +76,7 @@ type runner struct {
 	redis  *redis.Client
 	source *eventSource
 	log    *slog.Logger
-	// natsSkip is why the NATS cases cannot run; "" when they can.
+	// natsSkip is the reason the NATS cases cannot run, or "" when they can.
 	natsSkip string
 }
 
@@ -101,7 +101,7 @@ func Run(ctx context.Context, cfg Config, names []string, onResult func(Result))
 	defer r.redis.Close()
 
 	// Each round runs every selected case once, so that noise from other
-	// processes on the machine spreads over all cases alike; the cases
+	// processes on the machine spreads over all cases alike. The cases
 	// that do not repeat run in the first round only.
 	runID := uuid.NewString()[:8]
 	rounds := map[string][]Result{}
