@@ -92,6 +92,7 @@ func newAdapter(cfg Config, conn *nats.Conn, owns bool) (*Adapter, error) {
 		Description:       "deadletter events, one subject per event type",
 		Subjects:          []string{a.names.eventsSubjectPrefix + ">"},
 		MaxMsgsPerSubject: cfg.MaxEventsPerType,
+		Duplicates:        replayDedupWindow,
 	})
 	if err != nil {
 		return nil, err
@@ -150,8 +151,9 @@ func (a *Adapter) ensureStream(ctx context.Context, want jetstream.StreamConfig)
 		return nil, fmt.Errorf("%w: stream %s has subjects %v, expected %v; use another Prefix",
 			ErrNameConflict, want.Name, have.Subjects, want.Subjects)
 	}
+	sameWindow := want.Duplicates == 0 || have.Duplicates == want.Duplicates
 	if have.MaxMsgs == want.MaxMsgs && have.MaxMsgsPerSubject == want.MaxMsgsPerSubject &&
-		have.MaxAge == want.MaxAge && have.Discard == want.Discard {
+		have.MaxAge == want.MaxAge && have.Discard == want.Discard && sameWindow {
 		return stream, nil
 	}
 
@@ -160,6 +162,9 @@ func (a *Adapter) ensureStream(ctx context.Context, want jetstream.StreamConfig)
 	updated := have
 	updated.MaxMsgs, updated.MaxMsgsPerSubject = want.MaxMsgs, want.MaxMsgsPerSubject
 	updated.MaxAge, updated.Discard = want.MaxAge, want.Discard
+	if want.Duplicates != 0 {
+		updated.Duplicates = want.Duplicates
+	}
 	stream, err = a.js.UpdateStream(ctx, updated)
 	if err != nil {
 		return nil, fmt.Errorf("update limits of stream %s: %w", want.Name, err)

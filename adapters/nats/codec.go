@@ -10,7 +10,8 @@ import (
 )
 
 // uuidHeader carries the Watermill message UUID. Every other header that
-// does not start with "Nats-" is a metadata key.
+// does not start with "Nats-", except replayHandlerHeader, is a metadata
+// key.
 const uuidHeader = "Watermill-Uuid"
 
 // natsHeaderPrefix starts the headers that NATS itself reads or sets.
@@ -37,7 +38,7 @@ func checkHeaderKey(key string) error {
 	switch {
 	case key == "":
 		return fmt.Errorf("key is empty")
-	case key == uuidHeader || strings.HasPrefix(key, natsHeaderPrefix):
+	case key == uuidHeader || key == replayHandlerHeader || strings.HasPrefix(key, natsHeaderPrefix):
 		return fmt.Errorf("key %q is reserved by the nats adapter", key)
 	}
 	for i := 0; i < len(key); i++ {
@@ -54,7 +55,7 @@ func checkHeaderKey(key string) error {
 func decodeHeaders(header nats.Header) (uuid string, metadata message.Metadata, err error) {
 	metadata = make(message.Metadata, len(header))
 	for key, values := range header {
-		if len(values) == 0 || strings.HasPrefix(key, natsHeaderPrefix) {
+		if len(values) == 0 || key == replayHandlerHeader || strings.HasPrefix(key, natsHeaderPrefix) {
 			continue
 		}
 		value, err := unescapeHeaderValue(values[0])

@@ -14,10 +14,14 @@ import (
 
 // TestConformance runs deadletter's adapter suite on JetStream. Each
 // adapter gets a prefix of its own; Reopen opens a second adapter on it.
+// With MaxInFlight 1 a subscription hands out messages in stream order.
 func TestConformance(t *testing.T) {
 	conformance.Run(t, conformance.Config{
 		NewAdapter: func(t testing.TB) core.Adapter { return newTestAdapter(t) },
 		Reopen:     func(t testing.TB, a core.Adapter) core.Adapter { return reopen(t, a.(*Adapter)) },
+		NewOrderedAdapter: func(t testing.TB) core.Adapter {
+			return newTestAdapter(t, func(c *Config) { c.MaxInFlight = 1 })
+		},
 		PublishRaw: publishUndecodable,
 	})
 }

@@ -249,7 +249,14 @@ func (q *DLQ) MoveToReplayed(ctx context.Context, id string, replayedAt time.Tim
 		return fmt.Errorf("move dlq entry %s to replayed: read entry: %w", id, err)
 	}
 
-	msg := nats.NewMsg(subject)
+	return q.move(ctx, id, seq, raw, replayedAt)
+}
+
+// move copies raw, stamped with replayedAt, to the replayed stream unless an
+// earlier run did, then deletes it from the DLQ.
+func (q *DLQ) move(ctx context.Context, id string, seq uint64, raw *jetstream.RawStreamMsg,
+	replayedAt time.Time) error {
+	msg := nats.NewMsg(q.names.replayedSubject + formatID(seq))
 	for key, values := range raw.Header {
 		if !strings.HasPrefix(key, natsHeaderPrefix) && len(values) > 0 {
 			msg.Header.Set(key, values[0])
@@ -258,19 +265,24 @@ func (q *DLQ) MoveToReplayed(ctx context.Context, id string, replayedAt time.Tim
 	msg.Header.Set(core.FieldReplayedAt, core.FormatTime(replayedAt))
 	msg.Data = raw.Data
 
-	_, err = q.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(0))
+	_, err := q.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(0))
 	if err != nil && !isWrongLastSequence(err) {
 		return fmt.Errorf("move dlq entry %s to replayed: write to stream %s: %w", id, q.names.replayedStream, err)
 	}
+	return q.finishMove(ctx, id, seq)
+}
 
+// finishMove deletes an entry that is already in the replayed stream.
+func (q *DLQ) finishMove(ctx context.Context, id string, seq uint64) error {
 	deleted, err := q.deleteEntry(ctx, seq)
 	if err != nil {
 		return fmt.Errorf("move dlq entry %s to replayed: %w", id, err)
 	}
-	if deleted {
-		if err := q.countDeleted(ctx, 1); err != nil {
-			return fmt.Errorf("move dlq entry %s to replayed: %w", id, err)
-		}
+	if !deleted {
+		return nil
+	}
+	if err := q.countDeleted(ctx, 1); err != nil {
+		return fmt.Errorf("move dlq entry %s to replayed: %w", id, err)
 	}
 	return nil
 }
@@ -379,7 +391,15 @@ func readEntry(ctx context.Context, stream jetstream.Stream, seq uint64) (entry 
 	if err != nil {
 		return core.Entry{}, false, fmt.Errorf("read message %d: %w", seq, err)
 	}
+	entry, err = parseEntryMsg(seq, raw)
+	if err != nil {
+		return core.Entry{}, false, err
+	}
+	return entry, true, nil
+}
 
+// parseEntryMsg rebuilds the entry stored as raw.
+func parseEntryMsg(seq uint64, raw *jetstream.RawStreamMsg) (core.Entry, error) {
 	fields := make(map[string]string, len(raw.Header)+1)
 	for key, values := range raw.Header {
 		if strings.HasPrefix(key, natsHeaderPrefix) || len(values) == 0 {
@@ -387,17 +407,12 @@ func readEntry(ctx context.Context, stream jetstream.Stream, seq uint64) (entry 
 		}
 		value, err := unescapeHeaderValue(values[0])
 		if err != nil {
-			return core.Entry{}, false, fmt.Errorf("read message %d: header %q: %w", seq, key, err)
+			return core.Entry{}, fmt.Errorf("read message %d: header %q: %w", seq, key, err)
 		}
 		fields[key] = value
 	}
 	fields[core.FieldEventData] = string(raw.Data)
-
-	entry, err = core.ParseEntry(formatID(seq), fields)
-	if err != nil {
-		return core.Entry{}, false, err
-	}
-	return entry, true, nil
+	return core.ParseEntry(formatID(seq), fields)
 }
 
 // setEntryHeaders sets every field but event_data as a header.

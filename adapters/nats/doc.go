@@ -69,4 +69,11 @@
 // with the entry's id, published only while that subject is empty, and
 // then deletes the original, so a run interrupted between the two steps
 // can be repeated safely.
+//
+// Replay publishes the entry's event on its event type's subject with the
+// header Deadletter-Replay-Handler naming the handler that failed.
+// Subscribers of other handlers acknowledge it without handing it out. The
+// publish carries a message id that the events stream drops as a duplicate
+// for 24 hours, and the entry then moves as MoveToReplayed moves it, so a
+// replay run again delivers the event once.
 package nats

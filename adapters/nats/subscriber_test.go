@@ -273,7 +273,8 @@ func TestRestart(t *testing.T) {
 }
 
 func TestDecodeError(t *testing.T) {
-	a := newTestAdapter(t)
+	// One message at a time keeps them in stream order.
+	a := newTestAdapter(t, func(c *Config) { c.MaxInFlight = 1 })
 	ch := subscribe(t, a, "index_patient", "patient.registered")
 
 	raw := nats.NewMsg(a.names.eventSubject("patient.registered"))

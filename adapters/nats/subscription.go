@@ -171,6 +171,15 @@ func (sub *subscription) pauseThenReopen() {
 // deliver hands msg out as a Watermill message and settles it on the
 // server once the handler acknowledges it.
 func (sub *subscription) deliver(msg jetstream.Msg) {
+	if target := msg.Headers().Get(replayHandlerHeader); target != "" && target != sub.handler {
+		// A replay for another handler of the same event type.
+		if err := msg.Ack(); err != nil {
+			sub.log.Warn("acknowledge replay for another handler failed; JetStream delivers it again after AckWait",
+				slog.String(core.LogError, err.Error()))
+		}
+		return
+	}
+
 	wm, delivery := sub.toWatermill(msg)
 
 	msgCtx, cancel := context.WithCancel(sub.ctx)
