@@ -210,9 +210,6 @@ func (b *Bus) Publish(ctx context.Context, events ...core.Event) error {
 	byType := map[string][]*message.Message{}
 	var order []string
 	for _, ev := range events {
-		if err := ev.Validate(); err != nil {
-			return fmt.Errorf("publish: %w", err)
-		}
 		payload, err := ev.Marshal()
 		if err != nil {
 			return fmt.Errorf("publish: %w", err)

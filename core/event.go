@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"time"
 
 	"github.com/google/uuid"
@@ -35,10 +34,6 @@ type Event struct {
 	OccurredAt time.Time `json:"occurred_at"`
 }
 
-// eventTypePattern limits event types to characters that are valid in Redis
-// key names and NATS subjects alike.
-var eventTypePattern = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
-
 // NewEvent returns an event of the given type about one aggregate, with a
 // fresh event id, the current UTC time and data encoded as JSON. It returns
 // an error wrapping ErrInvalidEvent when data does not encode to a JSON
@@ -66,6 +61,18 @@ func NewEvent(eventType, aggregateType, aggregateID string, data any) (Event, er
 // Validate reports the first invalid field of the event as an error wrapping
 // ErrInvalidEvent.
 func (e Event) Validate() error {
+	if err := e.validateFields(); err != nil {
+		return err
+	}
+	if !json.Valid(e.Data) {
+		return fmt.Errorf("%w: data of event %s is not valid JSON", ErrInvalidEvent, e.EventID)
+	}
+	return nil
+}
+
+// validateFields checks every field but the validity of Data as JSON, which
+// decoding has checked already.
+func (e Event) validateFields() error {
 	switch {
 	case !ValidEventType(e.EventType):
 		return fmt.Errorf("%w: event_type %q must be dot-separated words of letters, digits, '_' or '-'",
@@ -76,7 +83,7 @@ func (e Event) Validate() error {
 		return fmt.Errorf("%w: aggregate_type is missing", ErrInvalidEvent)
 	case uuid.Validate(e.AggregateID) != nil:
 		return fmt.Errorf("%w: aggregate_id %q is not a UUID", ErrInvalidEvent, e.AggregateID)
-	case !isJSONObject(e.Data):
+	case !startsObject(e.Data):
 		return fmt.Errorf("%w: data of event %s is not a JSON object", ErrInvalidEvent, e.EventID)
 	case e.OccurredAt.IsZero():
 		return fmt.Errorf("%w: occurred_at is missing", ErrInvalidEvent)
@@ -84,37 +91,59 @@ func (e Event) Validate() error {
 	return nil
 }
 
-// ValidEventType reports whether s can name an event type: dot-separated
-// words of ASCII letters, digits, '_' and '-'.
+// ValidEventType reports whether s can name an event type: at most 200
+// bytes of dot-separated words of ASCII letters, digits, '_' and '-'. Those
+// characters are valid in Redis key names and NATS subjects alike.
 func ValidEventType(s string) bool {
-	return len(s) <= 200 && eventTypePattern.MatchString(s)
+	if s == "" || len(s) > 200 {
+		return false
+	}
+	wordStart := true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '.':
+			if wordStart {
+				return false
+			}
+			wordStart = true
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
+			wordStart = false
+		default:
+			return false
+		}
+	}
+	return !wordStart
 }
 
-// Marshal returns the event's JSON form with occurred_at in UTC, RFC 3339
-// with fractions of a second.
+// Marshal validates the event and returns its JSON form, with occurred_at in
+// UTC, RFC 3339 with fractions of a second, and data as given. It returns an
+// error wrapping ErrInvalidEvent for an invalid event.
 func (e Event) Marshal() ([]byte, error) {
-	e.OccurredAt = e.OccurredAt.UTC()
-	raw, err := json.Marshal(e)
-	if err != nil {
-		return nil, fmt.Errorf("%w: encode event %s: %v", ErrInvalidEvent, e.EventID, err)
+	if err := e.Validate(); err != nil {
+		return nil, err
 	}
-	return raw, nil
+	return appendEvent(make([]byte, 0, 160+len(e.Data)), e), nil
 }
 
 // DecodeEvent parses and validates an event's JSON form. Any failure wraps
 // ErrDecode, so that callers can dead-letter the raw bytes at once.
 func DecodeEvent(raw []byte) (Event, error) {
-	var ev Event
-	if err := json.Unmarshal(raw, &ev); err != nil {
-		return Event{}, fmt.Errorf("%w: %v", ErrDecode, err)
+	ev, ok := decodeFast(raw)
+	if !ok {
+		ev = Event{}
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			return Event{}, fmt.Errorf("%w: %v", ErrDecode, err)
+		}
 	}
-	if err := ev.Validate(); err != nil {
+	// Both paths have checked that data is valid JSON.
+	if err := ev.validateFields(); err != nil {
 		return Event{}, fmt.Errorf("%w: %v", ErrDecode, err)
 	}
 	return ev, nil
 }
 
-func isJSONObject(raw json.RawMessage) bool {
+func startsObject(raw json.RawMessage) bool {
 	trimmed := bytes.TrimSpace(raw)
-	return len(trimmed) > 0 && trimmed[0] == '{' && json.Valid(trimmed)
+	return len(trimmed) > 0 && trimmed[0] == '{'
 }
