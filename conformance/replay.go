@@ -69,7 +69,11 @@ func checkReplay(t testing.TB, cfg Config) {
 	}
 	replayed := listAll(t, a.DLQ(), true)
 	if len(replayed) != 1 || replayed[0].EventID != entries[0].EventID || replayed[0].ReplayedAt.IsZero() {
-		t.Errorf("a replayed entry must be in the replayed store once, with replayed_at; got %d entries", len(replayed))
+		t.Fatalf("a replayed entry must be in the replayed store once, with replayed_at; got %d entries", len(replayed))
+	}
+	if replayed[0].ReplayCount != entries[0].ReplayCount+1 {
+		t.Errorf("the replayed store must say how often the entry was replayed: replay_count %d, want %d",
+			replayed[0].ReplayCount, entries[0].ReplayCount+1)
 	}
 
 	if err := replay.Replay(ctx, id, time.Now()); err != nil {

@@ -165,7 +165,7 @@ func (q *DLQ) MoveToReplayed(ctx context.Context, id string, replayedAt time.Tim
 		return fmt.Errorf("move dlq entry %q to the replayed store: %w", id, err)
 	}
 	if waiting {
-		q.moveLocked(i, replayedAt)
+		q.moveLocked(i, replayedAt, false)
 	}
 	return nil
 }
@@ -184,12 +184,17 @@ func (q *DLQ) locate(id string) (index int, waiting bool, err error) {
 	return 0, false, core.ErrEntryNotFound
 }
 
-// moveLocked moves the entry at index i to the replayed store. The caller
-// holds q.mu.
-func (q *DLQ) moveLocked(i int, replayedAt time.Time) {
+// moveLocked moves the entry at index i to the replayed store. With
+// countReplay the moved entry's replay_count includes this replay. The
+// caller holds q.mu.
+func (q *DLQ) moveLocked(i int, replayedAt time.Time, countReplay bool) {
 	moved := q.entries[i]
 	moved.fields = maps.Clone(moved.fields)
 	moved.fields[core.FieldReplayedAt] = core.FormatTime(replayedAt)
+	if countReplay {
+		replays, _ := strconv.Atoi(moved.fields[core.FieldReplayCount])
+		moved.fields[core.FieldReplayCount] = strconv.Itoa(replays + 1)
+	}
 	q.entries = slices.Delete(q.entries, i, i+1)
 
 	at, _ := slices.BinarySearchFunc(q.replayed, moved.id, compareID)
@@ -240,7 +245,7 @@ func (q *DLQ) Replay(ctx context.Context, id string, replayedAt time.Time) error
 	if err := q.broker.replay(topicName, entry.Handler, rec); err != nil {
 		return fmt.Errorf("replay dlq entry %s: %w", id, err)
 	}
-	q.moveLocked(i, replayedAt)
+	q.moveLocked(i, replayedAt, true)
 	return nil
 }
 

@@ -249,13 +249,14 @@ func (q *DLQ) MoveToReplayed(ctx context.Context, id string, replayedAt time.Tim
 		return fmt.Errorf("move dlq entry %s to replayed: read entry: %w", id, err)
 	}
 
-	return q.move(ctx, id, seq, raw, replayedAt)
+	return q.move(ctx, id, seq, raw, replayedAt, false)
 }
 
 // move copies raw, stamped with replayedAt, to the replayed stream unless an
-// earlier run did, then deletes it from the DLQ.
+// earlier run did, then deletes it from the DLQ. With countReplay the copy's
+// replay_count includes this replay.
 func (q *DLQ) move(ctx context.Context, id string, seq uint64, raw *jetstream.RawStreamMsg,
-	replayedAt time.Time) error {
+	replayedAt time.Time, countReplay bool) error {
 	msg := nats.NewMsg(q.names.replayedSubject + formatID(seq))
 	for key, values := range raw.Header {
 		if !strings.HasPrefix(key, natsHeaderPrefix) && len(values) > 0 {
@@ -263,6 +264,10 @@ func (q *DLQ) move(ctx context.Context, id string, seq uint64, raw *jetstream.Ra
 		}
 	}
 	msg.Header.Set(core.FieldReplayedAt, core.FormatTime(replayedAt))
+	if countReplay {
+		replays, _ := strconv.Atoi(msg.Header.Get(core.FieldReplayCount))
+		msg.Header.Set(core.FieldReplayCount, strconv.Itoa(replays+1))
+	}
 	msg.Data = raw.Data
 
 	_, err := q.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(0))

@@ -65,7 +65,7 @@ func (q *DLQ) Replay(ctx context.Context, id string, replayedAt time.Time) error
 	if err := q.publishReplay(ctx, entry); err != nil {
 		return err
 	}
-	return q.move(ctx, id, seq, raw, replayedAt)
+	return q.move(ctx, id, seq, raw, replayedAt, true)
 }
 
 // publishReplay publishes the entry's event for its handler alone.

@@ -51,6 +51,7 @@ return id
 // success: a replay run again after an interruption must not fail on
 // entries it already moved. It returns 2 when the entry had been moved
 // before and 0 when it is unknown, and goes on when it moved the entry.
+// With ARGV[6] set to 1 the copy's replay_count includes this replay.
 // KEYS: dlq, replayed, moved ids. ARGV: id, replayed_at, replayed cap (-1
 // for none).
 const moveLua = `
@@ -64,7 +65,10 @@ end
 local fields = found[1][2]
 local copy = {}
 for i = 1, #fields, 2 do
-  if fields[i] ~= 'replayed_at' then
+  if fields[i] == 'replay_count' and ARGV[6] == '1' then
+    table.insert(copy, fields[i])
+    table.insert(copy, tostring((tonumber(fields[i + 1]) or 0) + 1))
+  elseif fields[i] ~= 'replayed_at' then
     table.insert(copy, fields[i])
     table.insert(copy, fields[i + 1])
   end

@@ -25,7 +25,8 @@ const replayPrefix = "replay-"
 // once with a fresh delivery count, in one atomic step. It returns 1 when it replayed the
 // entry, 2 when the entry had been replayed before and 0 when it is unknown.
 // KEYS: dlq, replayed, moved ids, retries, state. ARGV: id, replayed_at,
-// replayed cap (-1 for none), schedule member, message copy.
+// replayed cap (-1 for none), schedule member, message copy, 1 (count the
+// replay in the replayed copy).
 var replayScript = redis.NewScript(moveLua + `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -65,7 +66,7 @@ func (d *DLQ) Replay(ctx context.Context, id string, replayedAt time.Time) error
 		return fmt.Errorf("replay entry %s: encode event: %w", id, err)
 	}
 	result, err := replayScript.Run(ctx, d.client, []string{d.stream, d.replayed, d.movedIDs, retries, state},
-		id, core.FormatTime(replayedAt), d.replayedMaxLen, replayPrefix+id, copyJSON).Int()
+		id, core.FormatTime(replayedAt), d.replayedMaxLen, replayPrefix+id, copyJSON, 1).Int()
 	if err != nil {
 		return fmt.Errorf("replay entry %s to handler %q: %w", id, entry.Handler, err)
 	}
