@@ -136,6 +136,9 @@ func (b *Bus) Handle(name, eventType string, fn HandlerFunc, opts ...HandlerOpti
 
 	options := handlerOptions{policy: b.cfg.Policy}
 	for _, opt := range opts {
+		if opt == nil {
+			continue
+		}
 		if err := opt(&options); err != nil {
 			return fmt.Errorf("add handler %q: %w", name, err)
 		}
@@ -207,6 +210,13 @@ func adapt(fn HandlerFunc) message.NoPublishHandlerFunc {
 // Publish validates the events and publishes them, each on its event type's
 // stream. It returns only once the broker has stored them all, or an error.
 func (b *Bus) Publish(ctx context.Context, events ...core.Event) error {
+	b.mu.Lock()
+	closed := b.closed
+	b.mu.Unlock()
+	if closed {
+		return fmt.Errorf("publish: bus %w", core.ErrClosed)
+	}
+
 	byType := map[string][]*message.Message{}
 	var order []string
 	for _, ev := range events {
@@ -241,10 +251,18 @@ func (b *Bus) Run(ctx context.Context) error {
 		return fmt.Errorf("run bus: %w", core.ErrClosed)
 	case b.started:
 		b.mu.Unlock()
-		return fmt.Errorf("%w: run bus: already running", core.ErrInvalidConfig)
+		return fmt.Errorf("%w: run bus: it has run already; create a new bus", core.ErrInvalidConfig)
+	case len(b.handlers) == 0:
+		b.mu.Unlock()
+		return fmt.Errorf("%w: run bus: no handlers registered; call Handle first", core.ErrInvalidConfig)
 	}
 	b.started = true
 	b.mu.Unlock()
+
+	// The router stops when ctx ends only through its handlers; closing it
+	// here as well makes Run return promptly in every case.
+	stop := context.AfterFunc(ctx, func() { _ = b.Close() })
+	defer stop()
 
 	if err := b.router.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("run bus: %w", err)
@@ -272,8 +290,14 @@ func (b *Bus) Close() error {
 		return nil
 	}
 	b.closed = true
+	started := b.started
 	b.mu.Unlock()
 
+	// A router that never ran has nothing to stop, and closing it would
+	// wait out the close timeout.
+	if !started {
+		return nil
+	}
 	if err := b.router.Close(); err != nil {
 		return fmt.Errorf("close bus: %w", err)
 	}

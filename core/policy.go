@@ -14,6 +14,10 @@ const (
 	DefaultInitial     = 2 * time.Second
 	DefaultMultiplier  = 2.0
 	DefaultMaxInterval = time.Hour
+
+	// MaxRetriesLimit bounds Policy.MaxRetries, far above any useful count,
+	// so that the attempt arithmetic cannot overflow.
+	MaxRetriesLimit = 1 << 20
 )
 
 // Policy says how often and after which pauses a failing handler is retried
@@ -44,7 +48,9 @@ type Policy struct {
 	Jitter float64
 
 	// Timeout bounds one attempt of the handler: an attempt still running
-	// after it fails with a timeout error. 0 means no timeout (the default).
+	// after it fails with a timeout error, and its context is cancelled. A
+	// handler that ignores its context keeps running in the background, so
+	// it may overlap its own retry. 0 means no timeout (the default).
 	Timeout time.Duration
 }
 
@@ -75,16 +81,16 @@ func (p Policy) WithDefaults() Policy {
 // wrapping ErrInvalidPolicy. It accepts both filled and zero fields.
 func (p Policy) Validate() error {
 	switch {
-	case p.MaxRetries < -1:
-		return fmt.Errorf("%w: MaxRetries is %d; use -1 for none, 0 for the default or a positive count",
-			ErrInvalidPolicy, p.MaxRetries)
+	case p.MaxRetries < -1 || p.MaxRetries > MaxRetriesLimit:
+		return fmt.Errorf("%w: MaxRetries is %d; use -1 for none, 0 for the default or a count up to %d",
+			ErrInvalidPolicy, p.MaxRetries, MaxRetriesLimit)
 	case p.Initial < 0:
 		return fmt.Errorf("%w: Initial is %s; it must not be negative", ErrInvalidPolicy, p.Initial)
-	case p.Multiplier != 0 && p.Multiplier < 1:
-		return fmt.Errorf("%w: Multiplier is %g; it must be 1 or more", ErrInvalidPolicy, p.Multiplier)
+	case p.Multiplier != 0 && !(p.Multiplier >= 1 && p.Multiplier <= 1000):
+		return fmt.Errorf("%w: Multiplier is %g; it must be from 1 to 1000", ErrInvalidPolicy, p.Multiplier)
 	case p.MaxInterval < -1:
 		return fmt.Errorf("%w: MaxInterval is %s; use -1 for no cap", ErrInvalidPolicy, p.MaxInterval)
-	case p.Jitter < 0 || p.Jitter >= 1:
+	case !(p.Jitter >= 0 && p.Jitter < 1):
 		return fmt.Errorf("%w: Jitter is %g; it must be at least 0 and below 1", ErrInvalidPolicy, p.Jitter)
 	case p.Timeout < 0:
 		return fmt.Errorf("%w: Timeout is %s; it must not be negative", ErrInvalidPolicy, p.Timeout)
