@@ -2,7 +2,9 @@ package redisstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/url"
 	"sync/atomic"
 	"time"
 
@@ -40,7 +42,7 @@ func NewAdapter(cfg Config) (*Adapter, error) {
 	if client == nil {
 		opts, err := redis.ParseURL(cfg.URL)
 		if err != nil {
-			return nil, fmt.Errorf("%w: redis adapter: URL: %v", core.ErrInvalidConfig, redactedParseError(err))
+			return nil, fmt.Errorf("%w: redis adapter: URL: %s", core.ErrInvalidConfig, redactedParseError(err))
 		}
 		// Every running subscription holds a connection while it waits for
 		// new entries, so the pool must be larger than the handler count.
@@ -155,8 +157,14 @@ func serverAddr(client redis.UniversalClient) string {
 	return "the configured server"
 }
 
-// redactedParseError drops the URL from a parse error, since the URL may
-// hold a password.
+// redactedParseError describes a URL parse error without the URL, which
+// may hold a password. Only errors of net/url quote the URL; go-redis's own
+// errors name the part that is wrong.
 func redactedParseError(err error) string {
-	return fmt.Sprintf("cannot parse it (%T); expected redis://[user:password@]host:port/db or rediss://...", err)
+	const form = "expected redis://[user:password@]host:port/db or rediss://... for TLS"
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) {
+		return fmt.Sprintf("it is not a valid URL (%v); %s", urlErr.Err, form)
+	}
+	return fmt.Sprintf("%v; %s", err, form)
 }

@@ -55,9 +55,23 @@ func decode(id string, fields map[string]any) *message.Message {
 			msg.Metadata = message.Metadata{}
 			msg.Metadata.Set(core.MetadataDecodeError,
 				fmt.Sprintf("stream entry %s: metadata is not a JSON object of strings: %v", id, err))
+			return msg
 		}
 	}
+	// The delivery state comes from the broker, never from what a publisher
+	// wrote: a forged pending mark would dead-letter the event unhandled.
+	for _, key := range deliveryStateKeys {
+		delete(msg.Metadata, key)
+	}
 	return msg
+}
+
+// deliveryStateKeys are the metadata keys that the subscription and the
+// retry middleware set; an entry read from the stream must not carry them.
+var deliveryStateKeys = []string{
+	core.MetadataDeliveryCount, core.MetadataRetryAfter, core.MetadataLastError, core.MetadataErrorType,
+	core.MetadataFirstFailedAt, core.MetadataDeadLetterPending, core.MetadataSourceStream,
+	core.MetadataSourceID, core.MetadataDecodeError,
 }
 
 // rawFields encodes every field of an undecodable entry as one JSON object.

@@ -128,7 +128,10 @@ func (d *DLQ) List(ctx context.Context, opts core.ListOptions) ([]core.Entry, er
 		stream = d.replayed
 	}
 	limit := opts.Limit
-	if limit <= 0 {
+	if limit < 0 {
+		return nil, fmt.Errorf("%w: list %s: Limit is %d; it must not be negative", core.ErrInvalidConfig, stream, limit)
+	}
+	if limit == 0 {
 		limit = core.DefaultListLimit
 	}
 	start := "+"
