@@ -16,6 +16,7 @@ func replayContracts() []Contract {
 	return []Contract{
 		{"ReplayDeliversToFailedHandlerOnly", checkReplay},
 		{"ReplayedEventThatFailsCountsReplays", checkReplayCount},
+		{"ReplayToUnknownHandlerFails", checkReplayToUnknownHandler},
 	}
 }
 
@@ -123,5 +124,36 @@ func checkReplayCount(t testing.TB, cfg Config) {
 	if entries[0].ReplayCount != 2 || entries[0].Attempts != 1 {
 		t.Errorf("a replay must count in replay_count and start a fresh attempt count: "+
 			"got replay_count %d, attempts %d", entries[0].ReplayCount, entries[0].Attempts)
+	}
+}
+
+func checkReplayToUnknownHandler(t testing.TB, cfg Config) {
+	a := cfg.NewAdapter(t)
+	replay := replayer(t, a)
+	eventType := newEventType("patient.registered")
+
+	startBus(t, cfg, deadletter.Config{Adapter: a, Policy: core.Policy{MaxRetries: -1}},
+		handler{name: "sync_to_legacy", eventType: eventType, fn: func(ctx context.Context, ev core.Event) error {
+			return errHandlerFailed
+		}},
+	).publish(t, newEvent(t, eventType, nil))
+	entries := waitEntries(t, cfg, a.DLQ(), 1, func() string {
+		return "a handler failing with no retries must leave one DLQ entry"
+	})
+
+	// An entry naming a handler that never subscribed, as after a rename.
+	ghost := entries[0]
+	ghost.Handler = "renamed_handler"
+	id, err := a.DLQ().Add(context.Background(), ghost)
+	if err != nil {
+		t.Fatalf("DLQ.Add must succeed: %v", err)
+	}
+	err = replay.Replay(context.Background(), id, time.Now())
+	if !errors.Is(err, core.ErrUnknownHandler) {
+		t.Fatalf("Replay to a handler that never subscribed must fail with core.ErrUnknownHandler, "+
+			"since nothing would receive the event; got %v", err)
+	}
+	if _, err := a.DLQ().Get(context.Background(), id); err != nil {
+		t.Errorf("a replay that fails must leave the entry in the DLQ: %v", err)
 	}
 }

@@ -96,7 +96,9 @@ type DLQ interface {
 // message carries the entry's
 // replay_count plus one in core.MetadataReplayCount, and starts with a fresh
 // attempt count. It returns an error wrapping ErrEntryNotFound when the
-// entry is in neither store, and nil when it was replayed before.
+// entry is in neither store, nil when it was replayed before, and an error
+// wrapping ErrUnknownHandler, leaving the entry in place, when the handler
+// has never subscribed to the event's type.
 type Replayer interface {
 	Replay(ctx context.Context, id string, replayedAt time.Time) error
 }

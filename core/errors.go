@@ -30,6 +30,11 @@ var (
 	// hold.
 	ErrEntryNotFound = errors.New("dead letter entry not found")
 
+	// ErrUnknownHandler marks a replay to a handler that has never
+	// subscribed to the event's type on this broker, so nothing would
+	// receive the event.
+	ErrUnknownHandler = errors.New("handler has never subscribed to this event type")
+
 	// ErrClosed marks a call on a closed bus, publisher or subscriber.
 	ErrClosed = errors.New("closed")
 

@@ -218,9 +218,21 @@ func TestReplayLoopGuard(t *testing.T) {
 	require.Len(t, res.Selected, 5, "-1 turns the guard off")
 }
 
+// subscribeOnce makes the handler known on the adapter, so that replays to
+// it are accepted, and stops its subscription again.
+func subscribeOnce(t *testing.T, adapter core.Adapter, handler, eventType string) {
+	t.Helper()
+	sub, err := adapter.Subscriber(handler)
+	require.NoError(t, err)
+	_, err = sub.Subscribe(context.Background(), eventType)
+	require.NoError(t, err)
+	require.NoError(t, sub.Close())
+}
+
 func TestReplayRate(t *testing.T) {
 	ctx := context.Background()
 	adapter := newMemory(t)
+	subscribeOnce(t, adapter, "h", "a.b")
 	for range 6 {
 		_, err := adapter.DLQ().Add(ctx, core.Entry{
 			EventData: []byte(`{}`), Handler: "h", Error: "boom", FailedAt: time.Now().UTC(),

@@ -231,14 +231,19 @@ func (b *broker) requeue(g *group, d *delivery, state map[string]string) {
 }
 
 // replay makes rec ready for one handler's group on the topic, with a fresh
-// delivery count, creating the group if the handler has not subscribed yet.
+// delivery count. It fails when the handler has never subscribed to the
+// topic.
 func (b *broker) replay(topicName, handler string, rec *record) error {
-	g, err := b.group(topicName, handler)
-	if err != nil {
-		return err
-	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	t, ok := b.topics[topicName]
+	var g *group
+	if ok {
+		g = t.groups[handler]
+	}
+	if g == nil {
+		return fmt.Errorf("%w: handler %q on topic %q", core.ErrUnknownHandler, handler, topicName)
+	}
 	g.ready = append(g.ready, &delivery{record: rec})
 	g.signal()
 	return nil

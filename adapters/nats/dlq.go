@@ -28,7 +28,9 @@ const listWindow = 32
 // sequence. Replayed entries move to the stream "<PREFIX>_DLQ_REPLAYED", on
 // the subject "<prefix>.dlq.replayed.<id>".
 type DLQ struct {
-	js       jetstream.JetStream
+	js jetstream.JetStream
+	// events is the events stream, whose consumers a replay looks up.
+	events   jetstream.Stream
 	names    names
 	stream   jetstream.Stream
 	replayed jetstream.Stream
@@ -63,7 +65,8 @@ func (a *Adapter) newDLQ(ctx context.Context) (*DLQ, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &DLQ{js: a.js, names: a.names, stream: stream, replayed: replayed, counters: counters}, nil
+	return &DLQ{js: a.js, events: a.events, names: a.names, stream: stream, replayed: replayed,
+		counters: counters}, nil
 }
 
 func (a *Adapter) ensureBucket(ctx context.Context) (jetstream.KeyValue, error) {

@@ -75,6 +75,16 @@ func (q *DLQ) publishReplay(ctx context.Context, entry core.Entry) error {
 			"as when the message could not be decoded; delete it instead", entry.ID)
 	}
 
+	// Only the handler's own consumer takes a replayed event; without one
+	// the event would be published for nobody.
+	if _, err := q.events.Consumer(ctx, consumerName(entry.Handler, entry.EventType)); err != nil {
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return fmt.Errorf("replay dlq entry %s: %w: handler %q on %q; start the handler, then replay",
+				entry.ID, core.ErrUnknownHandler, entry.Handler, entry.EventType)
+		}
+		return fmt.Errorf("replay dlq entry %s: look up the consumer of handler %q: %w", entry.ID, entry.Handler, err)
+	}
+
 	msg := nats.NewMsg(q.names.eventSubject(entry.EventType))
 	msg.Data = entry.EventData
 	uuid := entry.EventID

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -24,6 +25,10 @@ type DLQ struct {
 	dropped        string
 	maxLen         int64
 	replayedMaxLen int64
+
+	// knownGroups holds "<stream>\x00<handler>" of consumer groups seen to
+	// exist, so that replays check each only once.
+	knownGroups sync.Map
 }
 
 var _ core.DLQ = (*DLQ)(nil)

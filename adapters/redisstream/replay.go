@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -59,6 +60,9 @@ func (d *DLQ) Replay(ctx context.Context, id string, replayedAt time.Time) error
 	if stream == "" {
 		stream = d.prefix + ":" + entry.EventType
 	}
+	if err := d.checkGroup(ctx, stream, entry.Handler); err != nil {
+		return fmt.Errorf("replay entry %s: %w", id, err)
+	}
 	retries, state := retryKeys(stream, entry.Handler)
 
 	copyJSON, err := json.Marshal(replayCopy(entry, stream))
@@ -91,4 +95,27 @@ func replayCopy(entry core.Entry, stream string) parkedMessage {
 		metadata[core.MetadataSourceID] = entry.SourceID
 	}
 	return parkedMessage{UUID: uuid, Payload: entry.EventData, Metadata: metadata}
+}
+
+// checkGroup returns an error wrapping core.ErrUnknownHandler unless the
+// handler has a consumer group on the stream: a replayed event is taken only
+// by that group's subscribers. Groups found are remembered, because they are
+// never removed in normal operation.
+func (d *DLQ) checkGroup(ctx context.Context, stream, handler string) error {
+	key := stream + "\x00" + handler
+	if _, ok := d.knownGroups.Load(key); ok {
+		return nil
+	}
+	groups, err := d.client.XInfoGroups(ctx, stream).Result()
+	if err != nil && !strings.Contains(err.Error(), "no such key") {
+		return fmt.Errorf("list consumer groups of %s: %w", stream, err)
+	}
+	for _, group := range groups {
+		if group.Name == handler {
+			d.knownGroups.Store(key, struct{}{})
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: no consumer group %q on %s; start the handler, then replay", core.ErrUnknownHandler,
+		handler, stream)
 }
