@@ -42,9 +42,14 @@ func newDLQCommand(stdout, stderr io.Writer) *cobra.Command {
 	return cmd
 }
 
-// withBroker opens the broker, runs fn and closes the broker.
+// withBroker reads the configuration, opens the broker, runs fn and closes
+// the broker.
 func withBroker(ctx context.Context, opts brokerOptions, stderr io.Writer, fn func(*broker) error) error {
-	b, err := opts.open(ctx, quietLogger(stderr))
+	cfg, err := opts.load()
+	if err != nil {
+		return err
+	}
+	b, err := openBroker(ctx, cfg, quietLogger(stderr), stderr, true)
 	if err != nil {
 		return err
 	}

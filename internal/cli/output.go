@@ -30,16 +30,12 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// newLogger returns a text logger on w at the named level.
-func newLogger(w io.Writer, levelName string) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(levelName)); err != nil {
-		return nil, fmt.Errorf("invalid --log-level %q: use debug, info, warn or error", levelName)
-	}
+// newLogger returns a text logger on w at level.
+func newLogger(w io.Writer, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{
 		Level:       level,
 		ReplaceAttr: core.ReplaceLevelName,
-	})), nil
+	}))
 }
 
 // quietLogger logs only errors, for commands whose output is their result.

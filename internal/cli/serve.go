@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/deadletter/deadletter/config"
 	"github.com/deadletter/deadletter/core"
 	"github.com/deadletter/deadletter/metrics"
 )
@@ -28,11 +29,9 @@ const healthTimeout = 2 * time.Second
 
 func newServeCommand(stdout, stderr io.Writer) *cobra.Command {
 	var (
-		brokerOpts brokerOptions
-		mo         monitorOptions
+		opts       brokerOptions
 		listen     string
 		runMonitor bool
-		logLevel   string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -43,39 +42,42 @@ func newServeCommand(stdout, stderr io.Writer) *cobra.Command {
 			"With --monitor it also runs the monitor, with the monitor command's flags.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			logger, err := newLogger(stderr, logLevel)
+			cfg, err := opts.load()
 			if err != nil {
 				return err
 			}
-			return withBroker(cmd.Context(), brokerOpts, stderr, func(b *broker) error {
-				return runServe(cmd.Context(), b, serveConfig{
-					listen: listen, monitor: runMonitor, monitorOptions: mo, logger: logger, stdout: stdout,
-				})
+			logger := newLogger(stderr, cfg.LogLevel)
+			b, err := openBroker(cmd.Context(), cfg, logger, stderr, true)
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			return runServe(cmd.Context(), b, serveConfig{
+				listen: listen, monitor: runMonitor, config: cfg, logger: logger, stdout: stdout,
 			})
 		},
 	}
-	brokerOpts.addFlags(cmd.Flags())
-	mo.addFlags(cmd.Flags())
-	mo.hideSecrets(cmd.Flags())
+	opts.addFlags(cmd.Flags())
+	opts.addMonitorFlags(cmd.Flags())
+	opts.addLogLevelFlag(cmd.Flags())
 	cmd.Flags().StringVar(&listen, "listen", DefaultListen, "address to listen on, host:port")
 	cmd.Flags().BoolVar(&runMonitor, "monitor", false, "also run the monitor and send its alerts")
-	cmd.Flags().StringVar(&logLevel, "log-level", "info", "lowest level of log lines on stderr: debug, info, warn or error")
 	return cmd
 }
 
 type serveConfig struct {
-	listen         string
-	monitor        bool
-	monitorOptions monitorOptions
-	logger         *slog.Logger
-	stdout         io.Writer
+	listen  string
+	monitor bool
+	config  config.Config
+	logger  *slog.Logger
+	stdout  io.Writer
 
 	// ready, when set, receives the address listened on.
 	ready chan<- string
 }
 
 func runServe(ctx context.Context, b *broker, cfg serveConfig) error {
-	handler := serveMux(b.dlq(), cfg.monitorOptions.window, cfg.logger)
+	handler := serveMux(b.dlq(), cfg.config.Monitor.Window, cfg.logger)
 	listener, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.listen, err)
@@ -86,7 +88,7 @@ func runServe(ctx context.Context, b *broker, cfg serveConfig) error {
 	defer cancel()
 	monitorDone := make(chan error, 1)
 	if cfg.monitor {
-		m, err := cfg.monitorOptions.build(b, cfg.logger)
+		m, err := buildMonitor(cfg.config, b, cfg.logger)
 		if err != nil {
 			listener.Close()
 			return err

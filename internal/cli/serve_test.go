@@ -9,14 +9,13 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/deadletter/deadletter/config"
 )
 
 func TestServe(t *testing.T) {
 	s := seed(t, map[string]int{"sync_to_legacy/patient.registered": 3, "send_email/appointment.booked": 2})
-	opts := brokerOptions{}
-	opts.redisURL, opts.prefix = s.flags[1], s.flags[3]
-	b, err := opts.open(context.Background(), slog.New(slog.DiscardHandler))
-	require.NoError(t, err)
+	b := openSeeded(t, s)
 	defer b.Close()
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -24,7 +23,7 @@ func TestServe(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- runServe(ctx, b, serveConfig{
-			listen: "127.0.0.1:0", monitorOptions: monitorOptions{window: 1000},
+			listen: "127.0.0.1:0", config: config.Config{Monitor: config.MonitorConfig{Window: 1000}},
 			logger: slog.New(slog.DiscardHandler), ready: ready,
 		})
 	}()
@@ -47,16 +46,13 @@ func TestServe(t *testing.T) {
 
 func TestServeHealthFailsWithoutRedis(t *testing.T) {
 	s := seed(t, map[string]int{"h/a.b": 1})
-	opts := brokerOptions{}
-	opts.redisURL, opts.prefix = s.flags[1], s.flags[3]
-	b, err := opts.open(context.Background(), slog.New(slog.DiscardHandler))
-	require.NoError(t, err)
+	b := openSeeded(t, s)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ready := make(chan string, 1)
 	go func() {
-		_ = runServe(ctx, b, serveConfig{listen: "127.0.0.1:0", monitorOptions: monitorOptions{window: -1},
+		_ = runServe(ctx, b, serveConfig{listen: "127.0.0.1:0", config: config.Config{Monitor: config.MonitorConfig{Window: -1}},
 			logger: slog.New(slog.DiscardHandler), ready: ready})
 	}()
 	addr := <-ready
@@ -70,6 +66,22 @@ func TestServeRejectsBadListen(t *testing.T) {
 	s := seed(t, map[string]int{})
 	code, _, stderr := runCLI(t, append([]string{"serve", "--listen", "127.0.0.1:notaport"}, s.flags...)...)
 	requireOneLineError(t, code, stderr, "listen on 127.0.0.1:notaport")
+}
+
+// openSeeded opens the seeded DLQ's broker as the commands do.
+func openSeeded(t *testing.T, s *seeded) *broker {
+	t.Helper()
+	cfg, err := config.Load(config.Sources{
+		LookupEnv: func(string) (string, bool) { return "", false },
+		Flags: []config.Setting{
+			{Key: "redis.url", Value: s.flags[1], Origin: "--redis-url"},
+			{Key: "prefix", Value: s.flags[3], Origin: "--prefix"},
+		},
+	})
+	require.NoError(t, err)
+	b, err := openBroker(context.Background(), cfg, slog.New(slog.DiscardHandler), io.Discard, true)
+	require.NoError(t, err)
+	return b
 }
 
 func get(t *testing.T, url string, status int) string {
