@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	watermillmessage "github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
@@ -408,4 +409,52 @@ func TestShutdownLetsRunningHandlersFinish(t *testing.T) {
 	pending, err := a.Client().XPending(context.Background(), a.StreamName("invoice.paid"), "billing").Result()
 	require.NoError(t, err)
 	require.Zero(t, pending.Count, "the finished handler's event must be acknowledged before the bus stops")
+}
+
+func TestTrimmedUnreadEventsAreReported(t *testing.T) {
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu},
+		&slog.HandlerOptions{ReplaceAttr: core.ReplaceLevelName}))
+	a, err := redisstream.NewAdapter(redisstream.Config{
+		URL: testredis.URL(t), Prefix: testredis.Prefix(), StreamMaxLen: 5, Block: 20 * time.Millisecond,
+		RetryPollInterval: 5 * time.Millisecond, Logger: logger,
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.Close() })
+	ctx := context.Background()
+
+	// The handler's group exists and has read one event, then the handler
+	// stops while 500 more arrive.
+	require.NoError(t, a.Client().XGroupCreateMkStream(ctx, a.StreamName("lab.result"), "index", "$").Err())
+	first := newEvent(t, "lab.result")
+	require.NoError(t, a.Publisher().Publish("lab.result", message(t, first)))
+	require.NoError(t, a.Client().XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: "index", Consumer: "old", Streams: []string{a.StreamName("lab.result"), ">"}, Count: 1,
+	}).Err())
+	for range 5 {
+		batch := make([]*watermillmessage.Message, 0, 100)
+		for range 100 {
+			batch = append(batch, message(t, newEvent(t, "lab.result")))
+		}
+		require.NoError(t, a.Publisher().Publish("lab.result", batch...))
+	}
+
+	bus := newBus(t, a, deadletter.Config{})
+	var handled atomic.Int32
+	require.NoError(t, bus.Handle("index", "lab.result", func(ctx context.Context, ev core.Event) error {
+		handled.Add(1)
+		return nil
+	}))
+	runBus(t, bus)
+
+	length, err := a.Client().XLen(ctx, a.StreamName("lab.result")).Result()
+	require.NoError(t, err)
+	require.Less(t, length, int64(500), "the stream must have been trimmed for this test to mean anything")
+	waitFor(t, "the events left in the stream", func() bool { return int64(handled.Load()) >= length })
+
+	mu.Lock()
+	defer mu.Unlock()
+	require.Contains(t, logs.String(), "level=CRITICAL msg=\"events were trimmed from the stream before this handler read them")
+	require.Contains(t, logs.String(), fmt.Sprintf("trimmed_unread=%d", 500-length))
 }

@@ -46,6 +46,10 @@ type subscription struct {
 	// retry loop need not wait for its next poll.
 	wakeups chan time.Time
 
+	// reportedLost is how many trimmed, unread events checkTrimmed has
+	// reported; only the retry loop touches it.
+	reportedLost int64
+
 	// abandon is closed when the close timeout passes with messages still
 	// unsettled; their watchers give up and leave them pending.
 	abandon chan struct{}
@@ -86,6 +90,11 @@ func newSubscription(s *Subscriber, ctx context.Context, keys handlerKeys) *subs
 // them down in order: no new messages, then the handed-out ones settle,
 // then the last acknowledgements are written.
 func (sub *subscription) run(closing <-chan struct{}) {
+	// Trimmed events are seen only before the group reads past the gap.
+	ctx, cancel := context.WithTimeout(context.Background(), redisCallTimeout)
+	sub.checkTrimmed(ctx)
+	cancel()
+
 	var producers, helpers sync.WaitGroup
 	producers.Add(2)
 	go func() { defer producers.Done(); sub.readLoop() }()
