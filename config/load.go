@@ -2,7 +2,6 @@ package config
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -144,7 +143,7 @@ func (c Config) label(key string) string {
 func readFile(path string) ([]Setting, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: config: read %s: %v", core.ErrInvalidConfig, path, unwrapPath(err))
+		return nil, &Error{Origin: path, Reason: "cannot be read: " + unwrapPath(err).Error()}
 	}
 	settings, err := parseYAML(data)
 	var cfgErr *Error
