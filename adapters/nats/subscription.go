@@ -15,6 +15,16 @@ import (
 	"github.com/deadletter/deadletter/core"
 )
 
+// pullExpiry bounds how long one pull request waits on the server. A short
+// expiry bounds the stall when a pull request is lost: against
+// nats-server 2.9.10 a subscription was seen waiting with messages pending
+// and no pull request on the server until the request expired, 30 s by
+// default.
+//
+// TODO: find why the pull request is lost; until then a subscription under
+// load can still stall for about 2 s, which shows in its p99 latency.
+const pullExpiry = 2 * time.Second
+
 // subscription pulls one handler's messages of one event type and hands
 // them out on out, up to MaxInFlight at a time, each in a goroutine that
 // waits for its Ack or Nack.
@@ -69,7 +79,8 @@ func (sub *subscription) run() {
 	defer sub.cancel()
 
 	for sub.ctx.Err() == nil {
-		iter, err := sub.consumer.Messages(jetstream.PullMaxMessages(sub.adapter.cfg.BatchSize))
+		iter, err := sub.consumer.Messages(jetstream.PullMaxMessages(sub.adapter.cfg.BatchSize),
+			jetstream.PullExpiry(pullExpiry))
 		if err != nil {
 			sub.log.Error("pull from consumer failed; retrying",
 				slog.String("consumer", consumerName(sub.handler, sub.eventType)),
