@@ -42,6 +42,7 @@ func TestReplay(t *testing.T) {
 
 	t.Run("RunAgainDeliversOnce", func(t *testing.T) {
 		a := newTestAdapter(t)
+		subscribe(t, a, "send_welcome_email", "patient.registered")
 		id, err := a.dlq.Add(ctx, newTestEntry(t, "send_welcome_email"))
 		require.NoError(t, err)
 
