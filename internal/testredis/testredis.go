@@ -34,7 +34,12 @@ var (
 // answers and none can be started.
 func URL(t testing.TB) string {
 	t.Helper()
-	once.Do(func() { url, urlErr = find() })
+	once.Do(func() {
+		url, urlErr = find()
+		if urlErr == nil {
+			removeStaleKeys(url)
+		}
+	})
 	if urlErr != nil {
 		t.Fatalf("no Redis for the tests: %v", urlErr)
 	}
@@ -51,6 +56,35 @@ func Client(t testing.TB) *redis.Client {
 	client := redis.NewClient(opts)
 	t.Cleanup(func() { _ = client.Close() })
 	return client
+}
+
+// staleAfter is how long a test key must have gone unused before
+// removeStaleKeys deletes it. Tests of other packages run at the same time
+// on the same server, so only keys far older than any test run go.
+const staleAfter = time.Hour
+
+// removeStaleKeys deletes the keys that earlier test runs left under
+// Prefix's "test-" names and that nothing has touched for staleAfter, so
+// that a shared server does not fill up run after run. It gives up quietly
+// after a few seconds; the next run goes on.
+func removeStaleKeys(rawURL string) {
+	opts, err := redis.ParseURL(rawURL)
+	if err != nil {
+		return
+	}
+	client := redis.NewClient(opts)
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+
+	iter := client.Scan(ctx, 0, "test-*", 1000).Iterator()
+	for iter.Next(ctx) {
+		key := iter.Val()
+		idle, err := client.ObjectIdleTime(ctx, key).Result()
+		if err == nil && idle >= staleAfter {
+			client.Del(ctx, key)
+		}
+	}
 }
 
 // Prefix returns a key prefix unique to this call, so that tests running
