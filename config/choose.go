@@ -10,8 +10,8 @@ import (
 	"time"
 )
 
-// localRedis is where Choose looks for a Redis server when no broker is
-// configured.
+// localRedis is the address at which Choose looks for a Redis server when
+// no broker is configured.
 const localRedis = "127.0.0.1:6379"
 
 // probeTimeout bounds the connection attempt to localRedis.
@@ -22,7 +22,7 @@ type Choice struct {
 	// Broker is BrokerRedis, BrokerNATS, BrokerEmbedded or BrokerMemory.
 	Broker string
 
-	// Reason says why, for people, such as "REDIS_URL is set".
+	// Reason explains the choice to people, such as "REDIS_URL is set".
 	Reason string
 
 	// Guessed is true when nothing in the configuration named the broker

@@ -2,7 +2,6 @@ package config
 
 import (
 	"log/slog"
-	"maps"
 	"time"
 
 	"github.com/deadletter/deadletter"
@@ -44,8 +43,8 @@ type Config struct {
 	// NATS.
 	Prefix string
 
-	// DataDir is where the embedded broker stores its streams. "" means
-	// DefaultDataDir().
+	// DataDir is the directory of the embedded broker's streams. ""
+	// means DefaultDataDir().
 	DataDir string
 
 	// LogLevel is the lowest level of the log lines that the deadletter
@@ -229,13 +228,10 @@ func (c Config) Origin(key string) string {
 	return c.origins[key]
 }
 
-// setOrigin records where key was set, on a copy of the map so that copies
-// of a Config never share it.
+// setOrigin records where key was set.
 func (c *Config) setOrigin(key, origin string) {
-	origins := maps.Clone(c.origins)
-	if origins == nil {
-		origins = map[string]string{}
+	if c.origins == nil {
+		c.origins = map[string]string{}
 	}
-	origins[key] = origin
-	c.origins = origins
+	c.origins[key] = origin
 }

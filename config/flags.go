@@ -8,7 +8,7 @@ import (
 
 // Key groups for Flags.Add.
 var (
-	// ConnectionKeys choose the broker and say how to reach it.
+	// ConnectionKeys choose the broker and set how to reach it.
 	ConnectionKeys = []string{
 		"broker", "prefix", "data_dir", "redis.url", "redis.username", "redis.tls.ca_file",
 		"redis.tls.cert_file", "redis.tls.key_file", "nats.url", "nats.creds_file", "nats.user",

@@ -30,7 +30,7 @@ type Key struct {
 	// Default is the default as help text shows it; "" shows none.
 	Default string
 
-	// Usage says what the key sets, for help text.
+	// Usage describes what the key sets, for help text.
 	Usage string
 
 	// Secret hides the value in help text and messages.
@@ -120,7 +120,7 @@ func buildKeys() []Key {
 		fileKey("nats.creds_file", "NATS_CREDS", "nats-creds", "NATS credentials file (user JWT and NKey seed)",
 			func(c *Config) *string { return &c.NATS.CredsFile }),
 		{Name: "nats.user", Env: "NATS_USER", Flag: "nats-user", Type: "string",
-			Usage: "NATS user name, with nats.password",
+			Usage: "NATS user name; set its password in NATS_PASSWORD",
 			set:   func(c *Config, v string) error { c.NATS.User = v; return nil }},
 		{Name: "nats.password", Env: "NATS_PASSWORD", Type: "secret", Secret: true,
 			Usage: "NATS password, with nats.user",

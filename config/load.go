@@ -25,8 +25,9 @@ type Setting struct {
 	Origin string
 }
 
-// Sources are where Load reads settings. Each source overrides the ones
-// before it: the file, then the environment, then the flags.
+// Sources are the inputs that Load reads settings from. Each source
+// overrides the ones before it: the file, then the environment, then the
+// flags.
 type Sources struct {
 	// File is a YAML file. "" means the file named by DEADLETTER_CONFIG,
 	// and no file when that is not set either.
@@ -47,7 +48,7 @@ type Error struct {
 	// or a flag.
 	Origin string
 
-	// Reason says what is wrong and what is allowed.
+	// Reason states what is wrong and what is allowed.
 	Reason string
 }
 

@@ -30,7 +30,7 @@ type Broker struct {
 	// Choice is the broker chosen and why.
 	Choice Choice
 
-	// Address is where the broker is, without any password: a host and
+	// Address is the broker's location without any password: a host and
 	// port, NATS URLs, or the embedded broker's data directory.
 	Address string
 
@@ -47,8 +47,8 @@ type Broker struct {
 	closers []func() error
 }
 
-// Describe returns one line that says which broker runs where and why,
-// such as "redis at 127.0.0.1:6379 (REDIS_URL is set)".
+// Describe returns one line that names the broker, its address and why it
+// was chosen, such as "redis at 127.0.0.1:6379 (REDIS_URL is set)".
 func (b *Broker) Describe() string {
 	where := b.Choice.Broker
 	switch {

@@ -18,7 +18,7 @@ import (
 
 // The parsers below turn one raw value into a field's value. Their errors
 // are the reason part of a configuration error: they quote the value, but
-// never a secret's, and say what is allowed. Load adds the key.
+// never a secret's, and state what is allowed. Load adds the key.
 
 func parseDuration(v string) (time.Duration, error) {
 	d, err := time.ParseDuration(v)

@@ -55,7 +55,7 @@ type broker struct {
 func (b *broker) dlq() core.DLQ { return b.Adapter.DLQ() }
 
 // openBroker connects to the configured broker. When the broker was
-// guessed, it says which on stderr, since the commands' results depend on
+// guessed, it prints which one on stderr, since the commands' results depend on
 // it. A command that reads a DLQ written by another process rejects the
 // memory broker, whose DLQ lives in one process only.
 func openBroker(ctx context.Context, cfg config.Config, logger *slog.Logger, stderr io.Writer,
