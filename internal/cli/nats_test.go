@@ -16,27 +16,41 @@ import (
 )
 
 var (
-	natsOnce   sync.Once
-	natsServer string
-	natsErr    error
+	natsOnce     sync.Once
+	natsServer   string
+	natsErr      error
+	natsShutdown = func() {}
 )
 
-// natsURL returns NATS_URL, or the URL of a server started in this test
-// binary, storing under a directory removed when the binary ends.
-//
-// NOTE: the started server runs until the test binary exits, because
-// tests of several packages share nothing that could stop it earlier.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	natsShutdown()
+	os.Exit(code)
+}
+
+// natsURL returns NATS_URL, or the URL of a server started on first use,
+// which TestMain stops when the tests end.
 func natsURL(t *testing.T) string {
 	t.Helper()
 	if url := os.Getenv("NATS_URL"); url != "" {
 		return url
 	}
 	natsOnce.Do(func() {
-		var dir string
-		if dir, natsErr = os.MkdirTemp("", "deadletter-cli-nats-"); natsErr != nil {
+		dir, err := os.MkdirTemp("", "deadletter-cli-nats-")
+		if err != nil {
+			natsErr = err
 			return
 		}
-		natsServer, _, natsErr = nats.StartEmbedded(dir)
+		var shutdown func()
+		natsServer, shutdown, natsErr = nats.StartEmbedded(dir)
+		if natsErr != nil {
+			_ = os.RemoveAll(dir)
+			return
+		}
+		natsShutdown = func() {
+			shutdown()
+			_ = os.RemoveAll(dir)
+		}
 	})
 	require.NoError(t, natsErr, "start a NATS server for the tests, or set NATS_URL")
 	return natsServer
