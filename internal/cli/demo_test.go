@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,8 +60,15 @@ func demoSummary(t *testing.T, out string) []string {
 }
 
 func TestDemoCommandOnEachBroker(t *testing.T) {
+	prefix := testredis.Prefix()
+	t.Cleanup(func() {
+		client := testredis.Client(t)
+		if keys, err := client.Keys(context.Background(), prefix+":*").Result(); err == nil && len(keys) > 0 {
+			client.Del(context.Background(), keys...)
+		}
+	})
 	code, stdout, stderr := runCLI(t, "demo", "--scale", "0.01", "--broker", "redis",
-		"--redis-url", testredis.URL(t), "--prefix", testredis.Prefix())
+		"--redis-url", testredis.URL(t), "--prefix", prefix)
 	require.Equal(t, 0, code, stderr)
 	want := demoSummary(t, stdout)
 	require.Contains(t, stderr, "broker: redis at ")
