@@ -92,7 +92,7 @@ type DLQ interface {
 // to no other handler, and move the entry to the replayed store, as one
 // step: a replay interrupted and run again neither loses an entry nor
 // delivers one twice. The entry in the replayed store has its replay_count
-// raised by one, so it says how often the event was replayed. The delivered
+// raised by one, so it records how often the event was replayed. The delivered
 // message carries the entry's
 // replay_count plus one in core.MetadataReplayCount, and starts with a fresh
 // attempt count. It returns an error wrapping ErrEntryNotFound when the

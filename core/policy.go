@@ -20,7 +20,7 @@ const (
 	MaxRetriesLimit = 1 << 20
 )
 
-// Policy says how often and after which pauses a failing handler is retried
+// Policy sets how often and after which pauses a failing handler is retried
 // before its event goes to the dead letter queue. The zero value is the
 // default policy; a field left at 0 takes its default, and -1 turns off what
 // the field controls where its doc says so.

@@ -14,8 +14,8 @@ import (
 	"github.com/deadletter/deadletter/core"
 )
 
-// connectTimeout bounds the check that the server answers when the adapter
-// is created.
+// connectTimeout bounds the PING that checks the server when the adapter is
+// created.
 const connectTimeout = 5 * time.Second
 
 // Adapter connects deadletter to Redis Streams. It is safe for concurrent
@@ -31,7 +31,8 @@ type Adapter struct {
 
 var _ core.Adapter = (*Adapter)(nil)
 
-// NewAdapter validates cfg, connects to Redis and checks that it answers.
+// NewAdapter validates cfg, connects to Redis and checks the connection with a
+// PING.
 func NewAdapter(cfg Config) (*Adapter, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {

@@ -64,8 +64,8 @@ type Config struct {
 	// means the host name, process id and a random suffix.
 	Consumer string
 
-	// StartFrom is where a handler's consumer group starts when it is first
-	// created: "0" for every event still in the stream, "$" for events
+	// StartFrom is the position at which a handler's consumer group starts
+	// when it is first created: "0" for every event still in the stream, "$" for events
 	// published afterwards. "" means "0".
 	StartFrom string
 

@@ -17,8 +17,8 @@ import (
 var _ core.Replayer = (*DLQ)(nil)
 
 // replayPrefix starts the retry schedule member of a replayed event. It is
-// not a stream id, so the subscription knows there is no pending entry to
-// acknowledge for it.
+// not a stream id, so the subscription can tell that there is no pending
+// entry to acknowledge for it.
 const replayPrefix = "replay-"
 
 // replayScript moves an entry to the replayed stream, as moveLua does, and

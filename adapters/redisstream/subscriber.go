@@ -2,7 +2,6 @@ package redisstream
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -88,8 +87,4 @@ func (s *Subscriber) Close() error {
 
 	s.running.Wait()
 	return nil
-}
-
-func isStopped(err error) bool {
-	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }

@@ -86,8 +86,8 @@ func newSubscription(s *Subscriber, ctx context.Context, keys handlerKeys) *subs
 	}
 }
 
-// run starts the loops and, once the subscription is told to stop, shuts
-// them down in order: no new messages, then the handed-out ones settle,
+// run starts the loops and, once the subscription must stop, shuts them
+// down in order: no new messages, then the handed-out ones settle,
 // then the last acknowledgements are written.
 func (sub *subscription) run(closing <-chan struct{}) {
 	// Trimmed events are seen only before the group reads past the gap.
