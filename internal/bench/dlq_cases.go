@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,13 @@ const fillBatch = 1_000
 func (r *runner) fillDLQ(ctx context.Context, prefix string, n int) error {
 	stream, source := prefix+":dlq", prefix+":"+eventType
 	failedAt := time.Now().UTC()
+
+	// A replay reaches only a handler that has subscribed, that is one with
+	// a consumer group on the event's stream.
+	err := r.redis.XGroupCreateMkStream(ctx, source, handlerName, "$").Err()
+	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		return fmt.Errorf("create consumer group %s on %s: %w", handlerName, source, err)
+	}
 	for first := 0; first < n; first += fillBatch {
 		pipe := r.redis.Pipeline()
 		for range min(fillBatch, n-first) {
