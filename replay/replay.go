@@ -69,9 +69,13 @@ type Result struct {
 	// Refused lists the entries the loop guard kept back.
 	Refused []core.Entry
 
-	// Missing lists the ids that were asked for, or selected, but were no
-	// longer in the DLQ: replayed or deleted meanwhile.
+	// Missing lists the ids of Filter.IDs that the DLQ does not hold:
+	// mistyped, or replayed or deleted before Run.
 	Missing []string
+
+	// Vanished lists the selected entries that left the DLQ before their
+	// turn came: replayed or deleted by someone else meanwhile.
+	Vanished []string
 
 	// DryRun is set when nothing was replayed on purpose.
 	DryRun bool
@@ -113,7 +117,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		err := replayer.Replay(ctx, e.ID, time.Now().UTC())
 		switch {
 		case errors.Is(err, core.ErrEntryNotFound):
-			res.Missing = append(res.Missing, e.ID)
+			res.Vanished = append(res.Vanished, e.ID)
 		case err != nil:
 			return res, fmt.Errorf("replay dlq entries: %d of %d done: %w", res.Replayed, len(res.Selected), err)
 		default:

@@ -3,7 +3,8 @@ package redisstream
 import (
 	"context"
 	"fmt"
-	"regexp"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -95,8 +96,17 @@ end
 // moveScript runs moveLua and returns 1 when it moved the entry.
 var moveScript = redis.NewScript(moveLua + "return 1\n")
 
-// streamIDPattern matches Redis stream entry ids.
-var streamIDPattern = regexp.MustCompile(`^\d+-\d+$`)
+// isStreamID reports whether id is a Redis stream entry id: two decimal
+// numbers joined by a dash, each fitting in 64 bits as Redis requires.
+func isStreamID(id string) bool {
+	ms, seq, ok := strings.Cut(id, "-")
+	if !ok {
+		return false
+	}
+	_, msErr := strconv.ParseUint(ms, 10, 64)
+	_, seqErr := strconv.ParseUint(seq, 10, 64)
+	return msErr == nil && seqErr == nil
+}
 
 // Stream returns the name of the stream that holds the entries.
 func (d *DLQ) Stream() string { return d.stream }
@@ -141,7 +151,7 @@ func (d *DLQ) List(ctx context.Context, opts core.ListOptions) ([]core.Entry, er
 	}
 	start := "+"
 	if opts.Before != "" {
-		if !streamIDPattern.MatchString(opts.Before) {
+		if !isStreamID(opts.Before) {
 			return nil, fmt.Errorf("%w: list %s: Before %q is not a stream id", core.ErrInvalidConfig, stream, opts.Before)
 		}
 		start = "(" + opts.Before
@@ -164,7 +174,7 @@ func (d *DLQ) List(ctx context.Context, opts core.ListOptions) ([]core.Entry, er
 
 // Get returns the entry with the given id.
 func (d *DLQ) Get(ctx context.Context, id string) (core.Entry, error) {
-	if !streamIDPattern.MatchString(id) {
+	if !isStreamID(id) {
 		return core.Entry{}, fmt.Errorf("%w: %q is not a stream id", core.ErrEntryNotFound, id)
 	}
 	found, err := d.client.XRange(ctx, d.stream, id, id).Result()
@@ -184,7 +194,7 @@ func (d *DLQ) Delete(ctx context.Context, ids ...string) (int, error) {
 		return 0, nil
 	}
 	for _, id := range ids {
-		if !streamIDPattern.MatchString(id) {
+		if !isStreamID(id) {
 			return 0, fmt.Errorf("%w: %q is not a stream id", core.ErrEntryNotFound, id)
 		}
 	}
@@ -197,7 +207,7 @@ func (d *DLQ) Delete(ctx context.Context, ids ...string) (int, error) {
 
 // MoveToReplayed moves the entry to the replayed stream in one atomic step.
 func (d *DLQ) MoveToReplayed(ctx context.Context, id string, replayedAt time.Time) error {
-	if !streamIDPattern.MatchString(id) {
+	if !isStreamID(id) {
 		return fmt.Errorf("%w: %q is not a stream id", core.ErrEntryNotFound, id)
 	}
 	moved, err := moveScript.Run(ctx, d.client, []string{d.stream, d.replayed, d.movedIDs},

@@ -43,7 +43,7 @@ return 1
 // delivers it once.
 func (d *DLQ) Replay(ctx context.Context, id string, replayedAt time.Time) error {
 	entry, err := d.Get(ctx, id)
-	if errors.Is(err, core.ErrEntryNotFound) && streamIDPattern.MatchString(id) {
+	if errors.Is(err, core.ErrEntryNotFound) && isStreamID(id) {
 		replayed, scoreErr := d.client.ZScore(ctx, d.movedIDs, id).Result()
 		if scoreErr == nil && replayed >= 0 {
 			return nil

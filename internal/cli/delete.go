@@ -50,7 +50,10 @@ func runDelete(cmd *cobra.Command, opts *dlqOptions, do deleteOptions, args []st
 		}
 
 		if do.selection.dryRun || len(sel.Entries) == 0 {
-			return reportDelete(stdout, opts.json, b.source, sel, 0, true)
+			if err := reportDelete(stdout, opts.json, b.source, sel, 0, true); err != nil {
+				return err
+			}
+			return unknownIDs(b.source, sel.Missing)
 		}
 		if !do.yes {
 			ok, err := confirm(cmd.InOrStdin(), stderr,
@@ -67,7 +70,10 @@ func runDelete(cmd *cobra.Command, opts *dlqOptions, do deleteOptions, args []st
 		if reportErr := reportDelete(stdout, opts.json, b.source, sel, deleted, false); reportErr != nil {
 			return reportErr
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return unknownIDs(b.source, sel.Missing)
 	})
 }
 
@@ -102,6 +108,8 @@ func reportDelete(w io.Writer, asJSON bool, source string, sel inspect.Selection
 		})
 	}
 	switch {
+	case len(sel.Entries) == 0 && len(sel.Missing) > 0:
+		// The error names the ids.
 	case len(sel.Entries) == 0:
 		fmt.Fprintf(w, "no entries of %s match the selection\n", source)
 	case dryRun:
@@ -112,6 +120,5 @@ func reportDelete(w io.Writer, asJSON bool, source string, sel inspect.Selection
 	default:
 		fmt.Fprintf(w, "deleted %d entries of %s\n", deleted, source)
 	}
-	printMissing(w, sel.Missing)
 	return nil
 }

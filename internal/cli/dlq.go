@@ -27,7 +27,15 @@ func newDLQCommand(stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "dlq",
 		Short: "Inspect, replay and delete dead letter entries",
-		Args:  cobra.NoArgs,
+		// Without RunE cobra prints the help and exits 0 for a mistyped
+		// subcommand, which a script would take for success.
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("unknown command %q for %q; see %s --help", args[0], cmd.CommandPath(), cmd.CommandPath())
+			}
+			return cmd.Help()
+		},
 	}
 	opts.broker.addFlags(cmd.PersistentFlags())
 	cmd.PersistentFlags().BoolVar(&opts.json, "json", false, "print JSON for scripts instead of tables")

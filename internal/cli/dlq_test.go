@@ -208,7 +208,7 @@ func TestDLQDelete(t *testing.T) {
 	left, err := s.dlq.List(ctx, core.ListOptions{})
 	require.NoError(t, err)
 	code, out, stderr = runCLI(t, append([]string{"dlq", "delete", "--yes", "--json", left[0].ID, "1-1"}, s.flags...)...)
-	require.Equal(t, 0, code, stderr)
+	requireOneLineError(t, code, stderr, "no entries with ids 1-1")
 	var res struct {
 		Deleted int      `json:"deleted"`
 		Missing []string `json:"missing"`
@@ -228,4 +228,43 @@ func TestDLQReplayDryRun(t *testing.T) {
 	count, err := s.dlq.Len(context.Background())
 	require.NoError(t, err)
 	require.EqualValues(t, 3, count)
+}
+
+func TestDLQExitCodes(t *testing.T) {
+	s := seed(t, map[string]int{"h/a.b": 2})
+
+	t.Run("UnknownSubcommand", func(t *testing.T) {
+		code, out, stderr := runCLI(t, "dlq", "bogus")
+		requireOneLineError(t, code, stderr, `unknown command "bogus" for "deadletter dlq"`)
+		require.Empty(t, out)
+	})
+	t.Run("DeleteUnknownIDs", func(t *testing.T) {
+		code, out, stderr := runCLI(t, append([]string{"dlq", "delete", "nope", "0-1", "--yes"}, s.flags...)...)
+		requireOneLineError(t, code, stderr, "no entries with ids nope, 0-1 in ")
+		require.NotContains(t, out+stderr, "meanwhile")
+	})
+	t.Run("ReplayUnknownID", func(t *testing.T) {
+		code, out, stderr := runCLI(t, append([]string{"dlq", "replay", "nope", "--dry-run"}, s.flags...)...)
+		requireOneLineError(t, code, stderr, "no entries with ids nope in ")
+		require.NotContains(t, out+stderr, "meanwhile")
+	})
+	t.Run("ShowOutOfRangeID", func(t *testing.T) {
+		code, _, stderr := runCLI(t, append([]string{"dlq", "show", "99999999999999999999-0"}, s.flags...)...)
+		requireOneLineError(t, code, stderr, `no entry "99999999999999999999-0"`)
+	})
+	t.Run("ReplayAllRefused", func(t *testing.T) {
+		looping := seed(t, nil)
+		for range 2 {
+			_, err := looping.dlq.Add(context.Background(), core.Entry{
+				EventData: []byte(`{}`), Handler: "h", Error: "fails again", FailedAt: time.Now().UTC(),
+				EventType: "a.b", EventID: uuid.NewString(), Attempts: 4, ReplayCount: 3,
+			})
+			require.NoError(t, err)
+		}
+		code, out, stderr := runCLI(t, append([]string{"dlq", "replay", "--all"}, looping.flags...)...)
+		require.Equal(t, 0, code, stderr)
+		require.NotContains(t, out, "replayed 0 of 0")
+		require.Contains(t, out, "replayed none of")
+		require.Contains(t, out, "2 entries were refused by --max-replays")
+	})
 }

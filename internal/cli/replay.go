@@ -67,10 +67,13 @@ func runReplay(cmd *cobra.Command, opts *dlqOptions, ro replayOptions, args []st
 			if err := writeJSON(stdout, replayJSON(res)); err != nil {
 				return err
 			}
+		} else {
+			printReplay(stdout, b.source, res, ro.maxReplays)
+		}
+		if runErr != nil {
 			return runErr
 		}
-		printReplay(stdout, b.source, res, ro.maxReplays)
-		return runErr
+		return unknownIDs(b.source, res.Missing)
 	})
 }
 
@@ -81,22 +84,28 @@ func replayJSON(res replay.Result) map[string]any {
 		"replayed": res.Replayed,
 		"refused":  entriesJSON(res.Refused),
 		"missing":  append([]string{}, res.Missing...),
+		"vanished": append([]string{}, res.Vanished...),
 	}
 }
 
 func printReplay(w io.Writer, source string, res replay.Result, maxReplays int) {
-	if res.DryRun {
+	switch {
+	case res.DryRun:
 		if len(res.Selected) > 0 {
 			_ = printSelection(w, res.Selected)
 		}
 		fmt.Fprintf(w, "dry run: would replay %d entries of %s\n", len(res.Selected), source)
-	} else {
+	case len(res.Selected) == 0 && len(res.Refused) > 0:
+		fmt.Fprintf(w, "replayed none of %s\n", source)
+	case len(res.Selected) == 0 && len(res.Missing) > 0:
+		// The error names the ids.
+	default:
 		fmt.Fprintf(w, "replayed %d of %d selected entries of %s to their handlers\n",
 			res.Replayed, len(res.Selected), source)
 	}
 	if len(res.Refused) > 0 {
-		fmt.Fprintf(w, "refused %d entries already replayed %d times (--max-replays); inspect them with deadletter dlq show ID\n",
-			len(res.Refused), maxReplays)
+		fmt.Fprintf(w, "%d entries were refused by --max-replays: their events were replayed %d times already; "+
+			"inspect them with deadletter dlq show ID\n", len(res.Refused), maxReplays)
 	}
-	printMissing(w, res.Missing)
+	printVanished(w, res.Vanished)
 }

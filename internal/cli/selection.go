@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -101,8 +102,22 @@ func entriesJSON(entries []core.Entry) []map[string]any {
 	return out
 }
 
-func printMissing(w io.Writer, missing []string) {
-	if len(missing) > 0 {
-		fmt.Fprintf(w, "not in the DLQ (replayed or deleted meanwhile): %v\n", missing)
+// unknownIDs returns an error naming the ids given that source does not
+// hold, or nil when there are none. Such an id is mistyped, or was replayed
+// or deleted before the command ran.
+func unknownIDs(source string, missing []string) error {
+	if len(missing) == 0 {
+		return nil
+	}
+	return fmt.Errorf("no entries with ids %s in %s; see deadletter dlq list for ids",
+		strings.Join(missing, ", "), source)
+}
+
+// printVanished notes the selected entries that left the DLQ while the
+// command ran, replayed or deleted by someone else.
+func printVanished(w io.Writer, vanished []string) {
+	if len(vanished) > 0 {
+		fmt.Fprintf(w, "%d entries left the DLQ meanwhile, replayed or deleted elsewhere: %s\n",
+			len(vanished), strings.Join(vanished, ", "))
 	}
 }
