@@ -7,11 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
+	"github.com/deadletter/deadletter/config"
 	"github.com/deadletter/deadletter/core"
 	"github.com/deadletter/deadletter/inspect"
 )
@@ -153,7 +156,9 @@ func newListCommand(opts *dlqOptions, stdout, stderr io.Writer) *cobra.Command {
 				return fmt.Errorf("invalid --limit %d: it must be at least 1", lo.limit)
 			}
 			return withBroker(cmd.Context(), opts.broker, stderr, func(b *broker) error {
-				return runList(cmd.Context(), b, lo, opts.json, stdout)
+				return runList(cmd.Context(), b, lo, opts.json, stdout, func(before string) string {
+					return nextPageHint(cmd, before)
+				})
 			})
 		},
 	}
@@ -166,7 +171,10 @@ func newListCommand(opts *dlqOptions, stdout, stderr io.Writer) *cobra.Command {
 	return cmd
 }
 
-func runList(ctx context.Context, b *broker, lo listOptions, asJSON bool, stdout io.Writer) error {
+// runList prints a page of entries. nextPage returns the command that lists
+// the page after the entry with the given id.
+func runList(ctx context.Context, b *broker, lo listOptions, asJSON bool, stdout io.Writer,
+	nextPage func(before string) string) error {
 	filter := inspect.Filter{Handler: lo.handler, EventType: lo.eventType}
 	var entries []core.Entry
 	more := false
@@ -209,7 +217,7 @@ func runList(ctx context.Context, b *broker, lo listOptions, asJSON bool, stdout
 		return err
 	}
 	if more {
-		fmt.Fprintf(stdout, "more: deadletter dlq list --before %s\n", entries[len(entries)-1].ID)
+		fmt.Fprintf(stdout, "more: %s\n", nextPage(entries[len(entries)-1].ID))
 	}
 	return nil
 }
@@ -286,4 +294,50 @@ func writeIndented(w io.Writer, data []byte) error {
 	}
 	_, err := fmt.Fprintf(w, "%s\n", indented.Bytes())
 	return err
+}
+
+// nextPageHint returns the command line that lists the page after the
+// entry before: cmd's path with every flag the user gave, except --before
+// and --json, so that the next page comes from the same broker and
+// selection. Secret flags are left out and URL passwords are masked, since
+// the hint is printed on the terminal.
+func nextPageHint(cmd *cobra.Command, before string) string {
+	parts := []string{cmd.CommandPath()}
+	cmd.Flags().Visit(func(f *pflag.Flag) {
+		if f.Name == "before" || f.Name == "json" {
+			return
+		}
+		value := f.Value.String()
+		if value == config.Secret("secret").String() {
+			return
+		}
+		if f.Value.Type() == "bool" {
+			if value == "true" {
+				parts = append(parts, "--"+f.Name)
+			} else {
+				parts = append(parts, "--"+f.Name+"=false")
+			}
+			return
+		}
+		if u, err := url.Parse(value); err == nil && u.User != nil {
+			if _, hasPassword := u.User.Password(); hasPassword {
+				value = u.Redacted()
+			}
+		}
+		parts = append(parts, "--"+f.Name, shellQuote(value))
+	})
+	parts = append(parts, "--before", before)
+	return strings.Join(parts, " ")
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything beyond
+// letters, digits and the punctuation of ids, URLs and paths.
+func shellQuote(s string) string {
+	plain := s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.,:/@=+%", r))
+	}) < 0
+	if plain {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

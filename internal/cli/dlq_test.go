@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -113,7 +114,8 @@ func TestDLQListAndShow(t *testing.T) {
 	require.Contains(t, out, s.ids[4], "newest first")
 	require.Contains(t, out, s.ids[3])
 	require.NotContains(t, out, s.ids[2])
-	require.Contains(t, out, "more: deadletter dlq list --before "+s.ids[3])
+	require.Contains(t, out, "more: deadletter dlq list --limit 2 ")
+	require.Contains(t, out, " --before "+s.ids[3]+"\n")
 	require.NotContains(t, out, payloadSecret, "list never prints event data")
 
 	code, out, stderr = runCLI(t, append([]string{"dlq", "list", "--json", "--before", s.ids[3]}, s.flags...)...)
@@ -267,4 +269,42 @@ func TestDLQExitCodes(t *testing.T) {
 		require.Contains(t, out, "replayed none of")
 		require.Contains(t, out, "2 entries were refused by --max-replays")
 	})
+}
+
+func TestDLQListNextPageHint(t *testing.T) {
+	s := seed(t, map[string]int{"sync_to_legacy/patient.registered": 3, "send_email/appointment.booked": 3})
+
+	code, out, stderr := runCLI(t, append([]string{"dlq", "list", "--handler", "sync_to_legacy", "--limit", "1"}, s.flags...)...)
+	require.Equal(t, 0, code, stderr)
+	_, hint, found := strings.Cut(out, "more: deadletter ")
+	require.True(t, found, out)
+	hint = strings.TrimSpace(hint)
+	require.Contains(t, hint, "--handler sync_to_legacy")
+	require.Contains(t, hint, "--limit 1")
+	require.Contains(t, hint, s.flags[1], "the hint names the Redis server")
+	require.Contains(t, hint, "--prefix "+s.flags[3], "the hint names the prefix")
+
+	// Pasting the hint lists the next page of the same selection.
+	code, out, stderr = runCLI(t, strings.Fields(hint)...)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, "sync_to_legacy")
+	require.NotContains(t, out, "send_email")
+	require.Contains(t, out, "more: deadletter dlq list")
+}
+
+func TestNextPageHintHidesPasswords(t *testing.T) {
+	cmd := newRoot(io.Discard, io.Discard)
+	cmd.SetArgs([]string{"dlq", "list", "--redis-url", "redis://app:hunter2@127.0.0.1:1/0", "--replayed",
+		"--event-type", "a b"})
+	list, _, err := cmd.Find([]string{"dlq", "list"})
+	require.NoError(t, err)
+	require.NoError(t, list.ParseFlags([]string{"--redis-url", "redis://app:hunter2@127.0.0.1:1/0", "--replayed",
+		"--event-type", "a b"}))
+
+	hint := nextPageHint(list, "1-1")
+	require.NotContains(t, hint, "hunter2")
+	require.Contains(t, hint, "--redis-url redis://app:xxxxx@127.0.0.1:1/0")
+	require.Contains(t, hint, "--replayed")
+	require.Contains(t, hint, "--event-type 'a b'")
+	require.True(t, strings.HasSuffix(hint, "--before 1-1"), hint)
 }
