@@ -75,6 +75,10 @@ type Config struct {
 	// Logger receives the log sink's alerts and the monitor's own errors.
 	// nil means slog.Default().
 	Logger *slog.Logger
+
+	// OnCheck, when set, is called by Run after each check with its alert,
+	// or with the error of a check that could not read the DLQ.
+	OnCheck func(Alert, error)
 }
 
 func (c Config) withDefaults() Config {

@@ -70,9 +70,15 @@ func (m *Monitor) Run(ctx context.Context) error {
 	ticker := time.NewTicker(m.cfg.Interval)
 	defer ticker.Stop()
 	for {
-		if _, err := m.Check(ctx); err != nil && ctx.Err() == nil {
+		alert, err := m.Check(ctx)
+		// A check that stopping interrupted is neither logged nor reported.
+		interrupted := err != nil && ctx.Err() != nil
+		if err != nil && !interrupted {
 			m.log.LogAttrs(ctx, slog.LevelError, "dlq check failed",
 				slog.String(core.LogStream, m.cfg.Source), slog.String(core.LogError, err.Error()))
+		}
+		if m.cfg.OnCheck != nil && !interrupted {
+			m.cfg.OnCheck(alert, err)
 		}
 		select {
 		case <-ctx.Done():

@@ -440,3 +440,27 @@ func TestMonitorConfig(t *testing.T) {
 		})
 	}
 }
+
+func TestRunReportsEachCheck(t *testing.T) {
+	adapter, err := memory.New(memory.Config{})
+	require.NoError(t, err)
+	checks := make(chan monitor.Alert, 10)
+	m, err := monitor.New(monitor.Config{
+		DLQ: adapter.DLQ(), Interval: 5 * time.Millisecond, Logger: slog.New(slog.DiscardHandler),
+		OnCheck: func(a monitor.Alert, err error) {
+			if err == nil {
+				checks <- a
+			}
+		},
+	})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	for range 2 {
+		a := <-checks
+		require.Equal(t, monitor.LevelOK, a.Level)
+	}
+	cancel()
+	require.NoError(t, <-done)
+}

@@ -88,7 +88,7 @@ func runServe(ctx context.Context, b *broker, cfg serveConfig) error {
 	defer cancel()
 	monitorDone := make(chan error, 1)
 	if cfg.monitor {
-		m, err := buildMonitor(cfg.config, b, cfg.logger)
+		m, err := buildMonitor(cfg.config, b, cfg.logger, nil)
 		if err != nil {
 			listener.Close()
 			return err
