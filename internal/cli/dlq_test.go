@@ -308,3 +308,14 @@ func TestNextPageHintHidesPasswords(t *testing.T) {
 	require.Contains(t, hint, "--event-type 'a b'")
 	require.True(t, strings.HasSuffix(hint, "--before 1-1"), hint)
 }
+
+func TestHelpShowsOneDefault(t *testing.T) {
+	for _, args := range [][]string{{"dlq", "list", "--help"}, {"monitor", "--help"}, {"serve", "--help"}} {
+		code, out, stderr := runCLI(t, args...)
+		require.Equal(t, 0, code, stderr)
+		for line := range strings.Lines(out) {
+			require.LessOrEqual(t, strings.Count(line, "(default"), 1, "%v: %s", args, line)
+		}
+		require.Contains(t, out, `(env REDIS_URL) (default "redis://127.0.0.1:6379/0")`)
+	}
+}
