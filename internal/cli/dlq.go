@@ -273,26 +273,26 @@ func printEntry(w io.Writer, e core.Entry) error {
 		if name == core.FieldEventData || name == core.FieldError {
 			continue
 		}
-		fmt.Fprintf(t, "%s\t%s\n", name, value)
+		fmt.Fprintf(t, "%s\t%s\n", name, printable(value))
 	}
 	fmt.Fprintf(t, "error_group\t%s\n", inspect.GroupKey(e.Handler, e.Error))
 	if err := t.Flush(); err != nil {
 		return err
 	}
 
-	fmt.Fprintf(w, "\nerror:\n%s\n\nevent_data:\n", e.Error)
-	return writeIndented(w, e.EventData)
+	fmt.Fprintf(w, "\nerror:\n%s\n%s\nevent_data:\n", printable(e.Error), cutNote(len(e.Error), e.ID))
+	return writeIndented(w, e.EventData, e.ID)
 }
 
 // writeIndented prints data as indented JSON, or as it is when it is not
-// JSON.
-func writeIndented(w io.Writer, data []byte) error {
+// JSON, escaped and cut by printable.
+func writeIndented(w io.Writer, data []byte, id string) error {
+	text := string(data)
 	var indented bytes.Buffer
-	if err := json.Indent(&indented, data, "", "  "); err != nil {
-		_, err := fmt.Fprintf(w, "%s\n", data)
-		return err
+	if len(data) <= maxShownBytes && json.Indent(&indented, data, "", "  ") == nil {
+		text = indented.String()
 	}
-	_, err := fmt.Fprintf(w, "%s\n", indented.Bytes())
+	_, err := fmt.Fprintf(w, "%s\n%s", printable(text), cutNote(len(data), id))
 	return err
 }
 

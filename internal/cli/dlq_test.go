@@ -3,12 +3,14 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
@@ -318,4 +320,45 @@ func TestHelpShowsOneDefault(t *testing.T) {
 		}
 		require.Contains(t, out, `(env REDIS_URL) (default "redis://127.0.0.1:6379/0")`)
 	}
+}
+
+func TestDLQShowBinaryAndLargeData(t *testing.T) {
+	s := seed(t, nil)
+	add := func(data []byte) string {
+		id, err := s.dlq.Add(context.Background(), core.Entry{
+			EventData: data, Handler: "h", Error: "bad\x00byte", FailedAt: time.Now().UTC(),
+			EventType: "a.b", EventID: uuid.NewString(), Attempts: 1,
+		})
+		require.NoError(t, err)
+		return id
+	}
+
+	binary := []byte("{\"name\":\"\xff\"}")
+	id := add(binary)
+	code, out, stderr := runCLI(t, append([]string{"dlq", "show", "--json", id}, s.flags...)...)
+	require.Equal(t, 0, code, stderr)
+	require.True(t, utf8.ValidString(out), "JSON output is valid UTF-8")
+	var shown map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &shown))
+	require.Equal(t, base64.StdEncoding.EncodeToString(binary), shown["event_data_base64"])
+	require.IsType(t, "", shown["event_data"])
+
+	code, out, stderr = runCLI(t, append([]string{"dlq", "show", id}, s.flags...)...)
+	require.Equal(t, 0, code, stderr)
+	require.NotContains(t, out, "\x00")
+	require.NotContains(t, out, "\xff")
+	require.Contains(t, out, `"name": "\xff"`)
+	require.Contains(t, out, `bad\x00byte`)
+
+	large := bytes.Repeat([]byte("a"), 5<<20)
+	id = add(large)
+	code, out, stderr = runCLI(t, append([]string{"dlq", "show", id}, s.flags...)...)
+	require.Equal(t, 0, code, stderr)
+	require.Less(t, len(out), 100<<10, "the text form cuts large values")
+	require.Contains(t, out, "cut at 65536 of 5242880 bytes")
+	require.Contains(t, out, "--json")
+
+	code, out, stderr = runCLI(t, append([]string{"dlq", "show", "--json", id}, s.flags...)...)
+	require.Equal(t, 0, code, stderr)
+	require.Greater(t, len(out), 5<<20, "--json prints the whole value")
 }

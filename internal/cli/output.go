@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/term"
 
@@ -80,7 +83,9 @@ func firstLine(s string, n int) string {
 }
 
 // entryJSON is an entry in JSON output: its flat fields under their DLQ
-// names, with event_data as JSON when it is valid JSON.
+// names, with event_data as JSON when it is valid JSON in valid UTF-8.
+// Other event data is a string, with invalid UTF-8 replaced by U+FFFD, and
+// its exact bytes in event_data_base64, so the output is always valid JSON.
 func entryJSON(e core.Entry, withData bool) map[string]any {
 	fields := e.Fields()
 	out := make(map[string]any, len(fields)/2+2)
@@ -93,9 +98,13 @@ func entryJSON(e core.Entry, withData bool) map[string]any {
 	out["error_group"] = inspect.GroupKey(e.Handler, e.Error)
 	delete(out, core.FieldEventData)
 	if withData {
-		if json.Valid(e.EventData) {
+		switch {
+		case !utf8.Valid(e.EventData):
+			out[core.FieldEventData] = strings.ToValidUTF8(string(e.EventData), "\uFFFD")
+			out[core.FieldEventData+"_base64"] = base64.StdEncoding.EncodeToString(e.EventData)
+		case json.Valid(e.EventData):
 			out[core.FieldEventData] = json.RawMessage(e.EventData)
-		} else {
+		default:
 			out[core.FieldEventData] = string(e.EventData)
 		}
 	}
@@ -165,4 +174,44 @@ func parseAge(flag, value string) (time.Duration, error) {
 		return d, nil
 	}
 	return 0, fmt.Errorf("invalid %s %q: use a duration such as 30m, 2h or 3d", flag, value)
+}
+
+// maxShownBytes bounds each value that dlq show prints as text; --json
+// prints values whole.
+const maxShownBytes = 64 << 10
+
+// printable returns s for a terminal: cut to maxShownBytes, with invalid
+// UTF-8 and control characters other than newline and tab escaped as \xNN
+// or \uNNNN, so that stored bytes cannot move the cursor or change colors.
+func printable(s string) string {
+	cut := len(s) > maxShownBytes
+	if cut {
+		s = s[:maxShownBytes]
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == '\n' || r == '\t' || unicode.IsPrint(r):
+			b.WriteString(s[i : i+size])
+		case r < 0x80:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		default:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		}
+		i += size
+	}
+	return b.String()
+}
+
+// cutNote returns the note printed after a value of n bytes that printable
+// cut, or "" when it was not cut.
+func cutNote(n int, id string) string {
+	if n <= maxShownBytes {
+		return ""
+	}
+	return fmt.Sprintf("... cut at %d of %d bytes; deadletter dlq show --json %s prints the whole value\n",
+		maxShownBytes, n, id)
 }
