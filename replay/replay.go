@@ -44,6 +44,11 @@ type Config struct {
 	// (3); -1 turns the guard off.
 	MaxReplayCount int
 
+	// IncludeUndecodable selects entries of messages that could not be
+	// decoded (error type decode) too. They are skipped by default, since
+	// their replay fails straight back into the DLQ.
+	IncludeUndecodable bool
+
 	// PageSize is the number of entries read per call to DLQ.List. 0 means
 	// inspect.DefaultPageSize (200).
 	PageSize int
@@ -68,6 +73,10 @@ type Result struct {
 
 	// Refused lists the entries the loop guard kept back.
 	Refused []core.Entry
+
+	// Undecodable lists the entries skipped because their message could
+	// not be decoded; see Config.IncludeUndecodable.
+	Undecodable []core.Entry
 
 	// Missing lists the ids of Filter.IDs that the DLQ does not hold:
 	// mistyped, or replayed or deleted before Run.
@@ -100,6 +109,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	res := Result{Missing: sel.Missing, DryRun: cfg.DryRun}
 	for _, e := range sel.Entries {
+		if e.ErrorType == core.ErrorTypeDecode && !cfg.IncludeUndecodable {
+			res.Undecodable = append(res.Undecodable, e)
+			continue
+		}
 		if cfg.MaxReplayCount >= 0 && e.ReplayCount >= cfg.MaxReplayCount {
 			res.Refused = append(res.Refused, e)
 			continue

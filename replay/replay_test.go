@@ -275,3 +275,25 @@ func TestReplayConfig(t *testing.T) {
 		})
 	}
 }
+
+func TestReplaySkipsUndecodable(t *testing.T) {
+	ctx := context.Background()
+	dlq := newMemory(t).DLQ()
+	for _, errorType := range []core.ErrorType{core.ErrorTypeFailure, core.ErrorTypeDecode, core.ErrorTypeDecode} {
+		_, err := dlq.Add(ctx, core.Entry{
+			EventData: []byte(`not an event`), Handler: "h", Error: "boom", FailedAt: time.Now().UTC(),
+			EventType: "a.b", EventID: uuid.NewString(), ErrorType: errorType,
+		})
+		require.NoError(t, err)
+	}
+
+	res, err := replay.Run(ctx, replay.Config{DLQ: dlq, DryRun: true})
+	require.NoError(t, err)
+	require.Len(t, res.Selected, 1, "undecodable entries would fail straight back")
+	require.Len(t, res.Undecodable, 2)
+
+	res, err = replay.Run(ctx, replay.Config{DLQ: dlq, DryRun: true, IncludeUndecodable: true})
+	require.NoError(t, err)
+	require.Len(t, res.Selected, 3)
+	require.Empty(t, res.Undecodable)
+}

@@ -362,3 +362,21 @@ func TestDLQShowBinaryAndLargeData(t *testing.T) {
 	require.Equal(t, 0, code, stderr)
 	require.Greater(t, len(out), 5<<20, "--json prints the whole value")
 }
+
+func TestDLQReplaySkipsUndecodable(t *testing.T) {
+	s := seed(t, map[string]int{"h/a.b": 1})
+	_, err := s.dlq.Add(context.Background(), core.Entry{
+		EventData: []byte("\xff not an event"), Handler: "h", Error: "decode event", FailedAt: time.Now().UTC(),
+		ErrorType: core.ErrorTypeDecode, Attempts: 1,
+	})
+	require.NoError(t, err)
+
+	code, out, stderr := runCLI(t, append([]string{"dlq", "replay", "--all", "--dry-run"}, s.flags...)...)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, "dry run: would replay 1 entries")
+	require.Contains(t, out, "1 undecodable entries skipped; delete them or use --include-undecodable")
+
+	code, out, stderr = runCLI(t, append([]string{"dlq", "replay", "--all", "--dry-run", "--include-undecodable"}, s.flags...)...)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, "dry run: would replay 2 entries")
+}

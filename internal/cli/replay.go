@@ -11,9 +11,10 @@ import (
 )
 
 type replayOptions struct {
-	selection  selectionOptions
-	rate       float64
-	maxReplays int
+	selection          selectionOptions
+	rate               float64
+	maxReplays         int
+	includeUndecodable bool
 }
 
 func newReplayCommand(opts *dlqOptions, stdout, stderr io.Writer) *cobra.Command {
@@ -25,6 +26,8 @@ func newReplayCommand(opts *dlqOptions, stdout, stderr io.Writer) *cobra.Command
 			"to no other handler of the event, then moves the entry to the replayed store. Entries go\n" +
 			"oldest first, at --rate per second. An entry whose event was already replayed\n" +
 			"--max-replays times is refused, so an event that fails every time does not circle.\n" +
+			"Entries of messages that could not be decoded are skipped unless --include-undecodable\n" +
+			"is given, since they would fail straight back.\n" +
 			"Running a replay again after an interruption neither loses nor repeats an entry.",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runReplay(cmd, opts, ro, args, stdout, stderr)
@@ -34,6 +37,8 @@ func newReplayCommand(opts *dlqOptions, stdout, stderr io.Writer) *cobra.Command
 	cmd.Flags().Float64Var(&ro.rate, "rate", ro.rate, "entries replayed per second; -1 means no limit")
 	cmd.Flags().IntVar(&ro.maxReplays, "max-replays", ro.maxReplays,
 		"refuse entries whose event was replayed this many times already; -1 turns the guard off")
+	cmd.Flags().BoolVar(&ro.includeUndecodable, "include-undecodable", false,
+		"also replay entries of messages that could not be decoded, which are skipped by default")
 	return cmd
 }
 
@@ -52,14 +57,15 @@ func runReplay(cmd *cobra.Command, opts *dlqOptions, ro replayOptions, args []st
 	return withBroker(cmd.Context(), opts.broker, stderr, func(b *broker) error {
 		bar := newProgress(stderr, "replayed")
 		res, runErr := replay.Run(cmd.Context(), replay.Config{
-			DLQ:            b.dlq(),
-			Filter:         filter,
-			Limit:          ro.selection.limit,
-			DryRun:         ro.selection.dryRun,
-			Rate:           ro.rate,
-			MaxReplayCount: ro.maxReplays,
-			Progress:       bar.update,
-			Logger:         quietLogger(stderr),
+			DLQ:                b.dlq(),
+			Filter:             filter,
+			Limit:              ro.selection.limit,
+			DryRun:             ro.selection.dryRun,
+			Rate:               ro.rate,
+			MaxReplayCount:     ro.maxReplays,
+			IncludeUndecodable: ro.includeUndecodable,
+			Progress:           bar.update,
+			Logger:             quietLogger(stderr),
 		})
 		bar.finish()
 
@@ -79,12 +85,13 @@ func runReplay(cmd *cobra.Command, opts *dlqOptions, ro replayOptions, args []st
 
 func replayJSON(res replay.Result) map[string]any {
 	return map[string]any{
-		"dry_run":  res.DryRun,
-		"selected": entriesJSON(res.Selected),
-		"replayed": res.Replayed,
-		"refused":  entriesJSON(res.Refused),
-		"missing":  append([]string{}, res.Missing...),
-		"vanished": append([]string{}, res.Vanished...),
+		"dry_run":     res.DryRun,
+		"selected":    entriesJSON(res.Selected),
+		"replayed":    res.Replayed,
+		"refused":     entriesJSON(res.Refused),
+		"undecodable": entriesJSON(res.Undecodable),
+		"missing":     append([]string{}, res.Missing...),
+		"vanished":    append([]string{}, res.Vanished...),
 	}
 }
 
@@ -95,7 +102,7 @@ func printReplay(w io.Writer, source string, res replay.Result, maxReplays int) 
 			_ = printSelection(w, res.Selected)
 		}
 		fmt.Fprintf(w, "dry run: would replay %d entries of %s\n", len(res.Selected), source)
-	case len(res.Selected) == 0 && len(res.Refused) > 0:
+	case len(res.Selected) == 0 && (len(res.Refused) > 0 || len(res.Undecodable) > 0):
 		fmt.Fprintf(w, "replayed none of %s\n", source)
 	case len(res.Selected) == 0 && len(res.Missing) > 0:
 		// The error names the ids.
@@ -106,6 +113,10 @@ func printReplay(w io.Writer, source string, res replay.Result, maxReplays int) 
 	if len(res.Refused) > 0 {
 		fmt.Fprintf(w, "%d entries were refused by --max-replays: their events were replayed %d times already; "+
 			"inspect them with deadletter dlq show ID\n", len(res.Refused), maxReplays)
+	}
+	if len(res.Undecodable) > 0 {
+		fmt.Fprintf(w, "%d undecodable entries skipped; delete them or use --include-undecodable\n",
+			len(res.Undecodable))
 	}
 	printVanished(w, res.Vanished)
 }
