@@ -260,8 +260,18 @@ func (b *Bus) Run(ctx context.Context) error {
 	b.mu.Unlock()
 
 	// The router stops when ctx ends only through its handlers; closing it
-	// here as well makes Run return promptly in every case.
-	stop := context.AfterFunc(ctx, func() { _ = b.Close() })
+	// here as well makes Run return promptly in every case. Closing waits
+	// until the router runs, because a router closed while it starts its
+	// handlers waits out the whole close timeout.
+	runDone := make(chan struct{})
+	defer close(runDone)
+	stop := context.AfterFunc(ctx, func() {
+		select {
+		case <-b.router.Running():
+			_ = b.Close()
+		case <-runDone:
+		}
+	})
 	defer stop()
 
 	if err := b.router.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
