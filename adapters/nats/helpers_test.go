@@ -10,7 +10,6 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
@@ -88,24 +87,11 @@ func reopen(t testing.TB, a *Adapter) *Adapter {
 // deleteStreams removes the streams and bucket of a prefix, so that a run
 // against a shared server leaves nothing behind.
 func deleteStreams(t testing.TB, prefix string) {
-	conn, err := nats.Connect(testURL)
-	if err != nil {
-		t.Logf("delete streams of prefix %s: %v", prefix, err)
-		return
-	}
-	defer conn.Close()
-	js, err := jetstream.New(conn)
-	if err != nil {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-
-	n := newNames(prefix)
-	for _, stream := range []string{n.eventsStream, n.dlqStream, n.replayedStream, n.retryStream} {
-		_ = js.DeleteStream(ctx, stream)
+	if err := DeleteStreams(ctx, testURL, prefix); err != nil {
+		t.Logf("clean up: %v", err)
 	}
-	_ = js.DeleteKeyValue(ctx, n.countersBucket)
 }
 
 // newTestEvent returns a valid event of eventType.

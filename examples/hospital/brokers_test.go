@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	natsclient "github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/deadletter/deadletter/adapters/nats"
@@ -170,22 +168,12 @@ func natsConfig(t *testing.T) config.Config {
 		Prefix: prefix}
 }
 
+// deleteNATSStreams removes the streams and bucket of a prefix, so that a
+// run against a shared server leaves nothing behind.
 func deleteNATSStreams(t *testing.T, url, prefix string) {
-	conn, err := natsclient.Connect(url)
-	if err != nil {
-		t.Logf("delete streams of prefix %s: %v", prefix, err)
-		return
-	}
-	defer conn.Close()
-	js, err := jetstream.New(conn)
-	if err != nil {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	upper := strings.ToUpper(prefix)
-	for _, stream := range []string{"_EVENTS", "_DLQ", "_DLQ_REPLAYED", "_RETRY_STATE"} {
-		_ = js.DeleteStream(ctx, upper+stream)
+	if err := nats.DeleteStreams(ctx, url, prefix); err != nil {
+		t.Logf("clean up: %v", err)
 	}
-	_ = js.DeleteKeyValue(ctx, upper+"_DLQ_COUNTERS")
 }
