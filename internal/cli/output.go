@@ -21,10 +21,23 @@ import (
 	"github.com/deadletter/deadletter/inspect"
 )
 
-// newTable returns a writer that aligns tab-separated columns. Flush it
-// when done.
-func newTable(w io.Writer) *tabwriter.Writer {
-	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+// newTable returns a writer that aligns tab-separated columns and escapes
+// control characters in the cells, which hold text from outside systems
+// such as error messages. Flush it when done.
+func newTable(w io.Writer) table {
+	return table{tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)}
+}
+
+// table is a tabwriter.Writer whose input is escaped for a terminal.
+type table struct{ *tabwriter.Writer }
+
+// Write escapes p with escapeControl and writes it to the tabwriter. Callers
+// write whole rows or cells, so a UTF-8 sequence is never split.
+func (t table) Write(p []byte) (int, error) {
+	if _, err := t.Writer.Write([]byte(escapeControl(string(p)))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 func writeJSON(w io.Writer, v any) error {
@@ -184,10 +197,15 @@ const maxShownBytes = 64 << 10
 // UTF-8 and control characters other than newline and tab escaped as \xNN
 // or \uNNNN, so that stored bytes cannot move the cursor or change colors.
 func printable(s string) string {
-	cut := len(s) > maxShownBytes
-	if cut {
+	if len(s) > maxShownBytes {
 		s = s[:maxShownBytes]
 	}
+	return escapeControl(s)
+}
+
+// escapeControl returns s with invalid UTF-8 and control characters other
+// than newline and tab escaped as \xNN or \uNNNN.
+func escapeControl(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])
