@@ -115,15 +115,11 @@ func (e Entry) Fields() []string {
 }
 
 // ParseEntry rebuilds an entry from its fields, as read back from a broker.
-// It returns an error naming the first required field that is missing or a
-// field that is malformed.
+// It always returns the entry as far as the fields allow, so that a
+// malformed entry can still be listed and deleted. A required field that is
+// missing stays empty and a malformed time or count stays zero; the error
+// then names the first such field.
 func ParseEntry(id string, fields map[string]string) (Entry, error) {
-	for _, name := range RequiredFields {
-		if _, ok := fields[name]; !ok {
-			return Entry{}, fmt.Errorf("parse dead letter entry %s: field %s is missing", id, name)
-		}
-	}
-
 	e := Entry{
 		ID:            id,
 		EventData:     []byte(fields[FieldEventData]),
@@ -138,21 +134,30 @@ func ParseEntry(id string, fields map[string]string) (Entry, error) {
 		SourceID:      fields[FieldSourceID],
 	}
 
+	var errs []error
+	for _, name := range RequiredFields {
+		if _, ok := fields[name]; !ok {
+			errs = append(errs, fmt.Errorf("parse dead letter entry %s: field %s is missing", id, name))
+		}
+	}
 	var err error
 	if e.FailedAt, err = parseTimeField(id, fields, FieldFailedAt); err != nil {
-		return Entry{}, err
+		errs = append(errs, err)
 	}
 	if e.FirstFailedAt, err = parseTimeField(id, fields, FieldFirstFailedAt); err != nil {
-		return Entry{}, err
+		errs = append(errs, err)
 	}
 	if e.ReplayedAt, err = parseTimeField(id, fields, FieldReplayedAt); err != nil {
-		return Entry{}, err
+		errs = append(errs, err)
 	}
 	if e.Attempts, err = parseIntField(id, fields, FieldAttempts); err != nil {
-		return Entry{}, err
+		errs = append(errs, err)
 	}
 	if e.ReplayCount, err = parseIntField(id, fields, FieldReplayCount); err != nil {
-		return Entry{}, err
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return e, errs[0]
 	}
 	return e, nil
 }

@@ -406,7 +406,10 @@ func readEntry(ctx context.Context, stream jetstream.Stream, seq uint64) (entry 
 	return entry, true, nil
 }
 
-// parseEntryMsg rebuilds the entry stored as raw.
+// parseEntryMsg rebuilds the entry stored as raw, as far as its headers
+// allow: an entry written by another tool with headers missing or
+// malformed is still listed, shown and deletable. A header that cannot be
+// unescaped is kept as it is.
 func parseEntryMsg(seq uint64, raw *jetstream.RawStreamMsg) (core.Entry, error) {
 	fields := make(map[string]string, len(raw.Header)+1)
 	for key, values := range raw.Header {
@@ -415,12 +418,13 @@ func parseEntryMsg(seq uint64, raw *jetstream.RawStreamMsg) (core.Entry, error) 
 		}
 		value, err := unescapeHeaderValue(values[0])
 		if err != nil {
-			return core.Entry{}, fmt.Errorf("read message %d: header %q: %w", seq, key, err)
+			value = values[0]
 		}
 		fields[key] = value
 	}
 	fields[core.FieldEventData] = string(raw.Data)
-	return core.ParseEntry(formatID(seq), fields)
+	entry, _ := core.ParseEntry(formatID(seq), fields)
+	return entry, nil
 }
 
 // setEntryHeaders sets every field but event_data as a header.

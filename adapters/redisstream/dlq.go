@@ -163,11 +163,7 @@ func (d *DLQ) List(ctx context.Context, opts core.ListOptions) ([]core.Entry, er
 	}
 	entries := make([]core.Entry, 0, len(found))
 	for _, msg := range found {
-		entry, err := parseEntry(msg)
-		if err != nil {
-			return nil, err
-		}
-		entries = append(entries, entry)
+		entries = append(entries, parseEntry(msg))
 	}
 	return entries, nil
 }
@@ -184,7 +180,7 @@ func (d *DLQ) Get(ctx context.Context, id string) (core.Entry, error) {
 	if len(found) == 0 {
 		return core.Entry{}, fmt.Errorf("%w: %s in %s", core.ErrEntryNotFound, id, d.stream)
 	}
-	return parseEntry(found[0])
+	return parseEntry(found[0]), nil
 }
 
 // Delete removes entries by id and returns how many it removed. Ids that are
@@ -230,7 +226,9 @@ func (d *DLQ) Dropped(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-func parseEntry(msg redis.XMessage) (core.Entry, error) {
+// parseEntry rebuilds an entry as far as its fields allow; an entry written
+// by another tool with fields missing is still listed, shown and deletable.
+func parseEntry(msg redis.XMessage) core.Entry {
 	fields := make(map[string]string, len(msg.Values))
 	for key, value := range msg.Values {
 		switch v := value.(type) {
@@ -240,5 +238,6 @@ func parseEntry(msg redis.XMessage) (core.Entry, error) {
 			fields[key] = fmt.Sprint(v)
 		}
 	}
-	return core.ParseEntry(msg.ID, fields)
+	entry, _ := core.ParseEntry(msg.ID, fields)
+	return entry
 }

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/deadletter/deadletter/adapters/redisstream"
@@ -379,4 +380,41 @@ func TestDLQReplaySkipsUndecodable(t *testing.T) {
 	code, out, stderr = runCLI(t, append([]string{"dlq", "replay", "--all", "--dry-run", "--include-undecodable"}, s.flags...)...)
 	require.Equal(t, 0, code, stderr)
 	require.Contains(t, out, "dry run: would replay 2 entries")
+}
+
+func TestTablesEscapeControlCharacters(t *testing.T) {
+	s := seed(t, nil)
+	_, err := s.dlq.Add(context.Background(), core.Entry{
+		EventData: []byte(`{}`), Handler: "h", Error: "bad\x1b[31mred", FailedAt: time.Now().UTC(),
+		EventType: "a.b", EventID: uuid.NewString(), Attempts: 1,
+	})
+	require.NoError(t, err)
+
+	for _, command := range [][]string{{"dlq", "list"}, {"dlq", "stats"}, {"dlq", "replay", "--all", "--dry-run"}} {
+		code, out, stderr := runCLI(t, append(command, s.flags...)...)
+		require.Equal(t, 0, code, "%v: %s", command, stderr)
+		require.NotContains(t, out, "\x1b", "%v must not print a raw escape character", command)
+		require.Contains(t, out, `\x1b`, "%v must show the escape character escaped", command)
+	}
+}
+
+func TestMalformedEntryDoesNotBlockTheDLQ(t *testing.T) {
+	s := seed(t, map[string]int{"sync_to_legacy/patient.registered": 2})
+	prefix := s.flags[3]
+	client := testredis.Client(t)
+	malformed, err := client.XAdd(context.Background(), &redis.XAddArgs{
+		Stream: prefix + ":dlq", Values: []any{"event_data", "a\x01b\xff", "failed_at", "yesterday"},
+	}).Result()
+	require.NoError(t, err)
+
+	code, out, stderr := runCLI(t, append([]string{"dlq", "list"}, s.flags...)...)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, out, malformed, "a malformed entry must still be listed")
+	code, _, stderr = runCLI(t, append([]string{"dlq", "stats"}, s.flags...)...)
+	require.Equal(t, 0, code, stderr)
+	code, _, stderr = runCLI(t, append([]string{"dlq", "delete", "--yes", malformed}, s.flags...)...)
+	require.Equal(t, 0, code, "a malformed entry must be deletable: %s", stderr)
+	n, err := s.dlq.Len(context.Background())
+	require.NoError(t, err)
+	require.EqualValues(t, 2, n)
 }
