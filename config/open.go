@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -168,8 +170,30 @@ func (b *Broker) openRedis(cfg Config, logger *slog.Logger, opts openOptions) er
 	b.Adapter = adapter
 	b.Address = clientOpts.Addr
 	b.DLQName = prefix + ":dlq"
-	b.InspectHint = "redis-cli XRANGE " + b.DLQName + " - +"
+	b.InspectHint = redisCLICommand(clientOpts) + " XRANGE " + b.DLQName + " - +"
 	return nil
+}
+
+// redisCLICommand returns the redis-cli invocation that reaches the server
+// and database of opts, naming only what differs from redis-cli's defaults
+// and never the password.
+func redisCLICommand(opts *redis.Options) string {
+	command := "redis-cli"
+	if host, port, err := net.SplitHostPort(opts.Addr); err == nil {
+		if host != "127.0.0.1" && host != "localhost" {
+			command += " -h " + host
+		}
+		if port != "6379" {
+			command += " -p " + port
+		}
+	}
+	if opts.DB != 0 {
+		command += " -n " + strconv.Itoa(opts.DB)
+	}
+	if opts.TLSConfig != nil {
+		command += " --tls"
+	}
+	return command
 }
 
 func (b *Broker) openNATS(cfg Config, logger *slog.Logger) error {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/deadletter/deadletter"
@@ -141,4 +142,17 @@ func TestBrokerDescribe(t *testing.T) {
 	b = &Broker{Choice: Choice{Broker: BrokerEmbedded, Reason: "set by --broker"}, Address: "/data"}
 	require.Equal(t, "embedded NATS server storing in /data (set by --broker)", b.Describe())
 	require.False(t, strings.Contains(b.Describe(), "\n"))
+}
+
+func TestRedisInspectHint(t *testing.T) {
+	cases := map[string]string{
+		"redis://127.0.0.1:6379/0":           "redis-cli",
+		"redis://:secret@db.internal:6380/5": "redis-cli -h db.internal -p 6380 -n 5",
+		"rediss://localhost:6379/2":          "redis-cli -n 2 --tls",
+	}
+	for url, want := range cases {
+		opts, err := redis.ParseURL(url)
+		require.NoError(t, err)
+		require.Equal(t, want, redisCLICommand(opts), url)
+	}
 }
