@@ -1,0 +1,221 @@
+//go:build faults
+
+package faults
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/deadletter/deadletter"
+	"github.com/deadletter/deadletter/adapters/nats"
+	"github.com/deadletter/deadletter/core"
+	"github.com/deadletter/deadletter/internal/testredis"
+)
+
+// failRate is the fraction of handler calls that fail on purpose.
+const failRate = 0.05
+
+func TestSIGKILL(t *testing.T) {
+	t.Run("LosesNoEventOnRedis", func(t *testing.T) {
+		runKillScenario(t, ConsumerConfig{
+			Adapter:   "redis",
+			BrokerURL: testredis.URL(t),
+			Prefix:    testredis.Prefix(),
+		})
+	})
+	t.Run("LosesNoEventOnNATS", func(t *testing.T) {
+		url := natsURL(t)
+		prefix := "t" + uuid.NewString()[:8]
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = nats.DeleteStreams(ctx, url, prefix)
+		})
+		runKillScenario(t, ConsumerConfig{Adapter: "nats", BrokerURL: url, Prefix: prefix})
+	})
+}
+
+// natsURL returns NATS_URL, or the URL of an embedded server that runs
+// until the test ends.
+func natsURL(t *testing.T) string {
+	t.Helper()
+	if url := os.Getenv("NATS_URL"); url != "" {
+		return url
+	}
+	url, shutdown, err := nats.StartEmbedded(t.TempDir())
+	require.NoError(t, err, "set NATS_URL to use a running server, such as nats://127.0.0.1:4222")
+	t.Cleanup(shutdown)
+	return url
+}
+
+// runKillScenario publishes events while it kills the consumer with
+// SIGKILL a few times, then lets a last consumer finish and checks that
+// every handler handled or dead-lettered every event.
+func runKillScenario(t *testing.T, cfg ConsumerConfig) {
+	n := eventCount(t)
+	cfg.RecordURL = testredis.URL(t)
+	cfg.RecordKey = "test-" + uuid.NewString()[:8] + ":faults"
+	cfg.FailRate = failRate
+	records := testredis.Client(t)
+	t.Cleanup(func() {
+		keys := make([]string, len(Handlers))
+		for i, h := range Handlers {
+			keys[i] = cfg.RecordKey + ":" + h
+		}
+		records.Del(context.Background(), keys...)
+	})
+
+	adapter, err := NewAdapter(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = adapter.Close() })
+	publisher, err := deadletter.New(deadletter.Config{Adapter: adapter})
+	require.NoError(t, err)
+
+	events := newEvents(t, n)
+	ids := make(map[string]bool, n)
+	for _, ev := range events {
+		ids[ev.EventID] = true
+	}
+	kills := 3 + rand.IntN(3)
+	published := publishPaced(t, publisher, events, time.Duration(kills)*400*time.Millisecond)
+
+	for i := range kills {
+		c := startConsumer(t, cfg)
+		time.Sleep(time.Duration(150+rand.IntN(650)) * time.Millisecond)
+		c.kill(t)
+		t.Logf("kill %d of %d: SIGKILL sent to consumer %d", i+1, kills, c.cmd.Process.Pid)
+	}
+	select {
+	case err := <-published:
+		require.NoError(t, err)
+	case <-time.After(scenarioTimeout):
+		t.Fatalf("publishing %d events took over %s", n, scenarioTimeout)
+	}
+
+	last := startConsumer(t, cfg)
+	var tally tally
+	waitFor(t, scenarioTimeout+time.Duration(n)*time.Millisecond, "every event handled or dead-lettered", func() bool {
+		tally = count(t, records, adapter.DLQ(), cfg.RecordKey, ids)
+		return tally.lost == 0
+	})
+	last.stop(t)
+	tally = count(t, records, adapter.DLQ(), cfg.RecordKey, ids)
+
+	report(t, cfg.Adapter, n, kills, tally)
+	require.Zero(t, tally.lost, "every event must be handled or dead-lettered by every handler")
+	require.Zero(t, tally.unknown, "the DLQ must hold only events the test published")
+}
+
+// publishPaced publishes events in batches spread over about d, and
+// reports the outcome on the returned channel.
+func publishPaced(t *testing.T, bus *deadletter.Bus, events []core.Event, d time.Duration) <-chan error {
+	t.Helper()
+	const batch = 50
+	pause := d / time.Duration((len(events)+batch-1)/batch)
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), scenarioTimeout)
+		defer cancel()
+		for start := 0; start < len(events); start += batch {
+			end := min(start+batch, len(events))
+			if err := bus.Publish(ctx, events[start:end]...); err != nil {
+				done <- err
+				return
+			}
+			time.Sleep(pause)
+		}
+		done <- nil
+	}()
+	return done
+}
+
+// tally counts (event, handler) pairs.
+type tally struct {
+	handled      int // pairs handled successfully at least once
+	deadLettered int // pairs with a DLQ entry
+	lost         int // pairs neither handled nor dead-lettered
+	duplicates   int // pairs handled more than once, or dead-lettered more than once
+	both         int // pairs both handled and dead-lettered
+	unknown      int // DLQ entries of events or handlers the test does not know
+}
+
+func count(t *testing.T, records *redis.Client, dlq core.DLQ, recordKey string, ids map[string]bool) tally {
+	n := len(ids)
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	entries, err := allEntries(ctx, dlq)
+	require.NoError(t, err)
+	var result tally
+	dead := map[string]int{} // handler + " " + event id
+	for _, e := range entries {
+		if !ids[e.EventID] {
+			result.unknown++
+			continue
+		}
+		dead[e.Handler+" "+e.EventID]++
+	}
+
+	seen := 0
+	for _, h := range Handlers {
+		handled, err := records.HGetAll(ctx, recordKey+":"+h).Result()
+		require.NoError(t, err)
+		for id, raw := range handled {
+			calls, err := strconv.Atoi(raw)
+			require.NoError(t, err)
+			result.handled++
+			if calls > 1 {
+				result.duplicates++
+			}
+			if dead[h+" "+id] > 0 {
+				result.both++
+			}
+		}
+		for key, times := range dead {
+			if key[:len(h)+1] != h+" " {
+				continue
+			}
+			seen += times
+			result.deadLettered++
+			if times > 1 {
+				result.duplicates++
+			}
+		}
+	}
+	result.unknown += len(entries) - result.unknown - seen
+	result.lost = n*len(Handlers) - (result.handled + result.deadLettered - result.both)
+	return result
+}
+
+// report logs one row of the result table and appends it to the file
+// named by FAULTS_REPORT, which scripts/faults prints.
+func report(t *testing.T, adapter string, n, kills int, r tally) {
+	t.Helper()
+	row := fmt.Sprintf("| %-7s | %9d | %8d | %7d | %13d | %4d | %10d | %5d |\n",
+		adapter, n, n*len(Handlers), r.handled, r.deadLettered, r.lost, r.duplicates, kills)
+	t.Logf("adapter, published, pairs, handled, dead-lettered, lost, duplicates, kills:\n%s", row)
+	if r.both > 0 {
+		t.Logf("%d pairs were both handled and dead-lettered", r.both)
+	}
+	path := os.Getenv("FAULTS_REPORT")
+	if path == "" {
+		return
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	require.NoError(t, err)
+	defer f.Close()
+	_, err = f.WriteString(row)
+	require.NoError(t, err)
+}
