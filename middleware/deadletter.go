@@ -25,9 +25,14 @@ func (r *Retry) deadLetter(a *attempt, cause error) error {
 
 	id, err := r.dlq.Add(ctx, entry)
 	if err != nil {
-		r.log.LogAttrs(ctx, core.LevelCritical, "dead letter write failed; event left unacknowledged",
-			append(a.attrs(), slog.String(core.LogError, err.Error()),
-				slog.String("cause", cause.Error()))...)
+		// While the DLQ is down every failing event hits this line once per
+		// DLQ retry pause, so it is logged at most once a second with the
+		// count of lines held back.
+		if ok, suppressed := r.dlqFailures.allow(time.Now()); ok {
+			r.log.LogAttrs(ctx, core.LevelCritical, "dead letter write failed; event left unacknowledged",
+				append(a.attrs(), slog.String(core.LogError, err.Error()),
+					slog.String("cause", cause.Error()), slog.Int("suppressed", suppressed))...)
+		}
 		return err
 	}
 

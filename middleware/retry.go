@@ -51,6 +51,9 @@ type Retry struct {
 	dlq           EntryWriter
 	dlqRetryPause time.Duration
 	log           *slog.Logger
+
+	// dlqFailures throttles the log line of a failed DLQ write.
+	dlqFailures *throttle
 }
 
 // NewRetry validates cfg, fills its defaults and returns the middleware.
@@ -82,6 +85,7 @@ func NewRetry(cfg RetryConfig) (*Retry, error) {
 		dlq:           cfg.DLQ,
 		dlqRetryPause: cfg.DLQRetryPause,
 		log:           cfg.Logger,
+		dlqFailures:   &throttle{},
 	}, nil
 }
 
