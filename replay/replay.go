@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -17,6 +18,7 @@ import (
 const (
 	DefaultRate           = 50
 	DefaultMaxReplayCount = 3
+	DefaultWorkers        = 4
 )
 
 // Config selects the entries to replay and sets the pace.
@@ -48,6 +50,11 @@ type Config struct {
 	// decoded (error type decode) too. They are skipped by default, since
 	// their replay fails straight back into the DLQ.
 	IncludeUndecodable bool
+
+	// Workers is the number of entries replayed at once. Replays run in
+	// parallel to hide the broker's round trips; the rate applies to them
+	// all. 0 means DefaultWorkers (4); 1 replays strictly oldest first.
+	Workers int
 
 	// PageSize is the number of entries read per call to DLQ.List. 0 means
 	// inspect.DefaultPageSize (200).
@@ -123,27 +130,85 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return res, nil
 	}
 
-	for i, e := range res.Selected {
-		if err := limiter.Wait(ctx); err != nil {
-			return res, fmt.Errorf("replay dlq entries: %d of %d done: %w", res.Replayed, len(res.Selected), err)
+	err = replayAll(ctx, cfg, limiter, replayer, &res)
+	return res, err
+}
+
+// replayAll replays res.Selected from cfg.Workers goroutines, which take
+// the entries oldest first and share the rate limit. It stops at the first
+// error other than a missing entry.
+func replayAll(ctx context.Context, cfg Config, limiter *rate.Limiter, replayer core.Replayer, res *Result) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	next := make(chan core.Entry)
+	var (
+		mu       sync.Mutex
+		done     int
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if firstErr == nil {
+			firstErr = fmt.Errorf("replay dlq entries: %d of %d done: %w", res.Replayed, len(res.Selected), err)
 		}
-		err := replayer.Replay(ctx, e.ID, time.Now().UTC())
-		switch {
-		case errors.Is(err, core.ErrEntryNotFound):
-			res.Vanished = append(res.Vanished, e.ID)
-		case err != nil:
-			return res, fmt.Errorf("replay dlq entries: %d of %d done: %w", res.Replayed, len(res.Selected), err)
-		default:
-			res.Replayed++
-			cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "dlq entry replayed",
-				slog.String("dlq_id", e.ID), slog.String(core.LogHandler, e.Handler),
-				slog.String(core.LogEventType, e.EventType), slog.String(core.LogEventID, e.EventID))
-		}
-		if cfg.Progress != nil {
-			cfg.Progress(i+1, len(res.Selected))
+		cancel()
+	}
+
+	for range cfg.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for e := range next {
+				if err := limiter.Wait(ctx); err != nil {
+					fail(err)
+					return
+				}
+				err := replayer.Replay(ctx, e.ID, time.Now().UTC())
+				if err != nil && !errors.Is(err, core.ErrEntryNotFound) {
+					fail(err)
+					return
+				}
+
+				mu.Lock()
+				if err != nil {
+					res.Vanished = append(res.Vanished, e.ID)
+				} else {
+					res.Replayed++
+				}
+				done++
+				if cfg.Progress != nil {
+					cfg.Progress(done, len(res.Selected))
+				}
+				mu.Unlock()
+				if err == nil {
+					cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "dlq entry replayed",
+						slog.String("dlq_id", e.ID), slog.String(core.LogHandler, e.Handler),
+						slog.String(core.LogEventType, e.EventType), slog.String(core.LogEventID, e.EventID))
+				}
+			}
+		}()
+	}
+
+feed:
+	for _, e := range res.Selected {
+		select {
+		case next <- e:
+		case <-ctx.Done():
+			break feed
 		}
 	}
-	return res, nil
+	close(next)
+	wg.Wait()
+
+	// fail sets firstErr before it cancels, so a context that ended with no
+	// error recorded was ended by the caller.
+	if firstErr == nil && ctx.Err() != nil {
+		firstErr = fmt.Errorf("replay dlq entries: %d of %d done: %w", res.Replayed, len(res.Selected), ctx.Err())
+	}
+	return firstErr
 }
 
 func prepare(cfg Config) (Config, *rate.Limiter, error) {
@@ -154,6 +219,8 @@ func prepare(cfg Config) (Config, *rate.Limiter, error) {
 		return cfg, nil, fmt.Errorf("%w: replay: Limit %d is negative", core.ErrInvalidConfig, cfg.Limit)
 	case cfg.Rate < 0 && cfg.Rate != -1:
 		return cfg, nil, fmt.Errorf("%w: replay: Rate %g must be positive, 0 or -1", core.ErrInvalidConfig, cfg.Rate)
+	case cfg.Workers < 0:
+		return cfg, nil, fmt.Errorf("%w: replay: Workers %d is negative", core.ErrInvalidConfig, cfg.Workers)
 	case cfg.MaxReplayCount < -1:
 		return cfg, nil, fmt.Errorf("%w: replay: MaxReplayCount %d must be positive, 0 or -1",
 			core.ErrInvalidConfig, cfg.MaxReplayCount)
@@ -163,6 +230,9 @@ func prepare(cfg Config) (Config, *rate.Limiter, error) {
 	}
 	if cfg.MaxReplayCount == 0 {
 		cfg.MaxReplayCount = DefaultMaxReplayCount
+	}
+	if cfg.Workers == 0 {
+		cfg.Workers = DefaultWorkers
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -297,3 +297,30 @@ func TestReplaySkipsUndecodable(t *testing.T) {
 	require.Len(t, res.Selected, 3)
 	require.Empty(t, res.Undecodable)
 }
+
+func TestReplayWorkers(t *testing.T) {
+	ctx := context.Background()
+	adapter := newMemory(t)
+	subscribeOnce(t, adapter, "h", "a.b")
+	for range 50 {
+		_, err := adapter.DLQ().Add(ctx, core.Entry{
+			EventData: []byte(`{}`), Handler: "h", Error: "boom", FailedAt: time.Now().UTC(),
+			EventType: "a.b", EventID: uuid.NewString(),
+		})
+		require.NoError(t, err)
+	}
+
+	var progress []int
+	res, err := replay.Run(ctx, replay.Config{DLQ: adapter.DLQ(), Rate: -1, Workers: 8,
+		Progress: func(done, total int) { progress = append(progress, done) }})
+	require.NoError(t, err)
+	require.Equal(t, 50, res.Replayed, "every entry is replayed once across the workers")
+	require.Len(t, progress, 50)
+	require.Equal(t, 50, progress[len(progress)-1])
+	n, err := adapter.DLQ().Len(ctx)
+	require.NoError(t, err)
+	require.Zero(t, n)
+
+	_, err = replay.Run(ctx, replay.Config{DLQ: adapter.DLQ(), Workers: -1})
+	require.ErrorIs(t, err, core.ErrInvalidConfig)
+}

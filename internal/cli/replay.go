@@ -13,12 +13,14 @@ import (
 type replayOptions struct {
 	selection          selectionOptions
 	rate               float64
+	workers            int
 	maxReplays         int
 	includeUndecodable bool
 }
 
 func newReplayCommand(opts *dlqOptions, stdout, stderr io.Writer) *cobra.Command {
-	ro := replayOptions{rate: replay.DefaultRate, maxReplays: replay.DefaultMaxReplayCount}
+	ro := replayOptions{rate: replay.DefaultRate, maxReplays: replay.DefaultMaxReplayCount,
+		workers: replay.DefaultWorkers}
 	cmd := &cobra.Command{
 		Use:   "replay [ID...]",
 		Short: "Deliver entries again to the handler that failed, and only to it",
@@ -35,6 +37,8 @@ func newReplayCommand(opts *dlqOptions, stdout, stderr io.Writer) *cobra.Command
 	}
 	ro.selection.addFlags(cmd.Flags(), "replay")
 	cmd.Flags().Float64Var(&ro.rate, "rate", ro.rate, "entries replayed per second; -1 means no limit")
+	cmd.Flags().IntVar(&ro.workers, "workers", ro.workers,
+		"entries replayed at once, sharing --rate; 1 replays strictly oldest first")
 	cmd.Flags().IntVar(&ro.maxReplays, "max-replays", ro.maxReplays,
 		"refuse entries whose event was replayed this many times already; -1 turns the guard off")
 	cmd.Flags().BoolVar(&ro.includeUndecodable, "include-undecodable", false,
@@ -46,6 +50,9 @@ func runReplay(cmd *cobra.Command, opts *dlqOptions, ro replayOptions, args []st
 	filter, err := ro.selection.filter(args, time.Now().UTC())
 	if err != nil {
 		return err
+	}
+	if ro.workers < 1 {
+		return fmt.Errorf("invalid --workers %d: use 1 or more", ro.workers)
 	}
 	if ro.rate == 0 || (ro.rate < 0 && ro.rate != -1) {
 		return fmt.Errorf("invalid --rate %g: use a positive rate per second, or -1 for no limit", ro.rate)
@@ -62,6 +69,7 @@ func runReplay(cmd *cobra.Command, opts *dlqOptions, ro replayOptions, args []st
 			Limit:              ro.selection.limit,
 			DryRun:             ro.selection.dryRun,
 			Rate:               ro.rate,
+			Workers:            ro.workers,
 			MaxReplayCount:     ro.maxReplays,
 			IncludeUndecodable: ro.includeUndecodable,
 			Progress:           bar.update,
