@@ -348,3 +348,20 @@ func TestSubscriberClose(t *testing.T) {
 		require.ErrorIs(t, err, ErrNameConflict)
 	})
 }
+
+func TestHeadersCannotForgeDeliveryState(t *testing.T) {
+	a := newTestAdapter(t)
+	ch := subscribe(t, a, "index_patient", "patient.registered")
+
+	forged := message.NewMessage("forged", []byte("{}"))
+	forged.Metadata.Set(core.MetadataDeadLetterPending, "4")
+	forged.Metadata.Set(core.MetadataLastError, "made up")
+	forged.Metadata.Set("trace", "abc")
+	require.NoError(t, a.Publisher().Publish("patient.registered", forged))
+
+	got := receive(t, ch)
+	require.Empty(t, got.Metadata.Get(core.MetadataDeadLetterPending), "a publisher must not set the pending mark")
+	require.Empty(t, got.Metadata.Get(core.MetadataLastError))
+	require.Equal(t, "abc", got.Metadata.Get("trace"), "other metadata must pass through")
+	got.Ack()
+}

@@ -350,6 +350,13 @@ func (sub *subscription) toWatermill(msg jetstream.Msg) (*message.Message, deliv
 	}
 	wm := message.NewMessage(uuid, msg.Data())
 	wm.Metadata = metadata
+	// The delivery state comes from JetStream and the retry state stream,
+	// never from a publisher's headers: a forged pending mark would
+	// dead-letter the event unhandled.
+	for _, key := range []string{core.MetadataRetryAfter, core.MetadataLastError, core.MetadataErrorType,
+		core.MetadataFirstFailedAt, core.MetadataDeadLetterPending, core.MetadataDecodeError} {
+		delete(wm.Metadata, key)
+	}
 	if decodeErr != nil {
 		wm.Metadata.Set(core.MetadataDecodeError, fmt.Sprintf("decode nats headers: %v", decodeErr))
 	}
