@@ -50,6 +50,10 @@ type ConsumerConfig struct {
 
 	// FailRate is the fraction of handler calls that fail.
 	FailRate float64
+
+	// MaxInFlight is the adapter's MaxInFlight. 0 means its default. The
+	// child process always uses the default.
+	MaxInFlight int
 }
 
 // Environment variables that carry a ConsumerConfig to a child process.
@@ -104,6 +108,7 @@ func NewAdapter(cfg ConsumerConfig, logger *slog.Logger) (core.Adapter, error) {
 			Block:             20 * time.Millisecond,
 			RetryPollInterval: 5 * time.Millisecond,
 			ClaimIdle:         ClaimIdle,
+			MaxInFlight:       cfg.MaxInFlight,
 			CloseTimeout:      2 * time.Second,
 			Logger:            logger,
 		})
@@ -114,6 +119,7 @@ func NewAdapter(cfg ConsumerConfig, logger *slog.Logger) (core.Adapter, error) {
 			MaxEventsPerType: -1,
 			DLQMaxLen:        -1,
 			AckWait:          ClaimIdle,
+			MaxInFlight:      cfg.MaxInFlight,
 			CloseTimeout:     2 * time.Second,
 			Logger:           logger,
 		})

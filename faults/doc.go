@@ -1,6 +1,6 @@
 // Package faults holds the fault tests of deadletter: a consumer process
 // killed with SIGKILL and restarted, a bus cancelled while handlers run, and
-// a goroutine leak check. The tests sit behind the build tag "faults"; run
-// them with scripts/faults. This package's own code is the consumer that the
+// a goroutine leak check. The tests are behind the build tag "faults", and
+// scripts/faults runs them. This package's own code is the consumer that the
 // tests start as a child process.
 package faults
