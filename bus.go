@@ -37,6 +37,12 @@ type Config struct {
 	// delivered again. 0 means middleware.DefaultDLQRetryPause (5 s).
 	DLQRetryPause time.Duration
 
+	// CrashAllowance is how many deliveries past a handler's attempts an
+	// event may have, none ended by the handler, before it is dead-lettered
+	// as crashing the process. 0 means middleware.DefaultCrashAllowance (2);
+	// -1 means none.
+	CrashAllowance int
+
 	// CloseTimeout bounds how long Close waits for running handlers. 0
 	// means DefaultCloseTimeout (30 s).
 	CloseTimeout time.Duration
@@ -145,11 +151,12 @@ func (b *Bus) Handle(name, eventType string, fn HandlerFunc, opts ...HandlerOpti
 	}
 
 	retry, err := middleware.NewRetry(middleware.RetryConfig{
-		Handler:       name,
-		Policy:        options.policy,
-		DLQ:           b.dlq,
-		DLQRetryPause: b.cfg.DLQRetryPause,
-		Logger:        b.cfg.Logger,
+		Handler:        name,
+		Policy:         options.policy,
+		DLQ:            b.dlq,
+		DLQRetryPause:  b.cfg.DLQRetryPause,
+		CrashAllowance: b.cfg.CrashAllowance,
+		Logger:         b.cfg.Logger,
 	})
 	if err != nil {
 		return fmt.Errorf("add handler %q: %w", name, err)

@@ -17,6 +17,11 @@ import (
 // again after its DLQ write failed.
 const DefaultDLQRetryPause = 5 * time.Second
 
+// DefaultCrashAllowance is how many deliveries past the policy's attempts an
+// event may have, none of them ended by the handler, before it is taken for
+// an event that crashes the process.
+const DefaultCrashAllowance = 2
+
 // EntryWriter stores dead letter entries. core.DLQ satisfies it.
 type EntryWriter interface {
 	Add(ctx context.Context, e core.Entry) (string, error)
@@ -38,6 +43,14 @@ type RetryConfig struct {
 	// delivered again. 0 means DefaultDLQRetryPause (5 s).
 	DLQRetryPause time.Duration
 
+	// CrashAllowance is how many deliveries past the policy's attempts an
+	// event may have before it is dead-lettered with error type
+	// redelivery_limit, without running the handler. A delivery cut off by
+	// a crash counts as an attempt, so events that were merely in flight
+	// when a process was killed would otherwise use up their attempts.
+	// 0 means DefaultCrashAllowance (2); -1 means none.
+	CrashAllowance int
+
 	// Logger receives the structured log lines. nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -50,7 +63,10 @@ type Retry struct {
 	policy        core.Policy
 	dlq           EntryWriter
 	dlqRetryPause time.Duration
-	log           *slog.Logger
+	// redeliveryLimit is the delivery count past which an event is taken
+	// for one that crashes the process.
+	redeliveryLimit int
+	log             *slog.Logger
 
 	// dlqFailures throttles the log line of a failed DLQ write.
 	dlqFailures *throttle
@@ -75,17 +91,27 @@ func NewRetry(cfg RetryConfig) (*Retry, error) {
 	if cfg.DLQRetryPause == 0 {
 		cfg.DLQRetryPause = DefaultDLQRetryPause
 	}
+	switch {
+	case cfg.CrashAllowance < -1:
+		return nil, fmt.Errorf("%w: retry middleware for handler %q: CrashAllowance is %d; use -1, 0 or a count",
+			core.ErrInvalidConfig, cfg.Handler, cfg.CrashAllowance)
+	case cfg.CrashAllowance == 0:
+		cfg.CrashAllowance = DefaultCrashAllowance
+	case cfg.CrashAllowance == -1:
+		cfg.CrashAllowance = 0
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 
 	return &Retry{
-		handler:       cfg.Handler,
-		policy:        cfg.Policy.WithDefaults(),
-		dlq:           cfg.DLQ,
-		dlqRetryPause: cfg.DLQRetryPause,
-		log:           cfg.Logger,
-		dlqFailures:   &throttle{},
+		handler:         cfg.Handler,
+		policy:          cfg.Policy.WithDefaults(),
+		dlq:             cfg.DLQ,
+		dlqRetryPause:   cfg.DLQRetryPause,
+		redeliveryLimit: cfg.Policy.MaxAttempts() + cfg.CrashAllowance,
+		log:             cfg.Logger,
+		dlqFailures:     &throttle{},
 	}, nil
 }
 
@@ -120,7 +146,7 @@ func (r *Retry) handleRedelivered(a *attempt, h message.HandlerFunc) ([]*message
 		a.errorType = core.ErrorType(a.msg.Metadata.Get(core.MetadataErrorType))
 		return nil, r.deadLetterOrNack(a, errors.New(a.msg.Metadata.Get(core.MetadataLastError)))
 	}
-	if a.number > r.policy.MaxAttempts() {
+	if a.number > r.redeliveryLimit {
 		return nil, r.deadLetterOrNack(a, r.redeliveryLimitError(a))
 	}
 
@@ -265,8 +291,9 @@ func (r *Retry) scheduleRetry(a *attempt, err error, pause time.Duration) {
 }
 
 func (r *Retry) redeliveryLimitError(a *attempt) error {
-	err := fmt.Errorf("%w: delivered %d times, more than the %d attempts allowed, without a handler result",
-		core.ErrRedeliveryLimit, a.number, r.policy.MaxAttempts())
+	err := fmt.Errorf("%w: delivered %d times, more than the %d attempts allowed and %d more for crashes, "+
+		"without a handler result", core.ErrRedeliveryLimit, a.number, r.policy.MaxAttempts(),
+		r.redeliveryLimit-r.policy.MaxAttempts())
 	if last := a.msg.Metadata.Get(core.MetadataLastError); last != "" {
 		err = fmt.Errorf("%w; last recorded error: %s", err, last)
 	}

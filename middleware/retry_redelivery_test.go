@@ -176,11 +176,12 @@ func TestRetryRedelivery(t *testing.T) {
 		ev, raw := newEvent(t)
 		var c calls
 
-		msg := delivery(raw, policy.MaxAttempts()+1, map[string]string{
+		limit := policy.MaxAttempts() + middleware.DefaultCrashAllowance
+		msg := delivery(raw, limit+1, map[string]string{
 			core.MetadataLastError: "process killed while handling",
 		})
 		f.handle(t, c.script(), msg)
-		require.Zero(t, c.count(), "handler called past the attempt limit")
+		require.Zero(t, c.count(), "handler called past the attempt limit and the crash allowance")
 		requireNotNacked(t, msg)
 
 		entry := f.onlyEntry(t)
@@ -188,6 +189,23 @@ func TestRetryRedelivery(t *testing.T) {
 		require.Equal(t, core.ErrorTypeRedeliveryLimit, entry.ErrorType)
 		require.Contains(t, entry.Error, core.ErrRedeliveryLimit.Error())
 		require.Contains(t, entry.Error, "process killed while handling")
+		require.Equal(t, limit+1, entry.Attempts)
+	})
+
+	t.Run("CrashAllowanceRunsHandlerAgain", func(t *testing.T) {
+		f := newFixture(t, policy)
+		_, raw := newEvent(t)
+		var c calls
+
+		// A delivery past the attempts, as after crashes of the process
+		// while the event was in flight, still runs the handler once.
+		msg := delivery(raw, policy.MaxAttempts()+1, nil)
+		f.handle(t, c.script(errMailServer), msg)
+		require.Equal(t, 1, c.count(), "an event within the crash allowance must reach the handler")
+		requireNotNacked(t, msg)
+
+		entry := f.onlyEntry(t)
+		require.Equal(t, core.ErrorTypeFailure, entry.ErrorType, "its failure is dead-lettered as a failure")
 		require.Equal(t, policy.MaxAttempts()+1, entry.Attempts)
 	})
 
