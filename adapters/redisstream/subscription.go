@@ -164,7 +164,7 @@ func (sub *subscription) release(n int) {
 
 // emit hands msg out and watches for its acknowledgement. The caller holds
 // a slot for it, which emit releases once the message settles. It returns
-// false when the subscription stopped first; the message is then handed
+// false when the subscription stopped first. The message is then handed
 // back to the retry schedule, due at once and without counting this
 // delivery.
 func (sub *subscription) emit(msg *message.Message, id string, count int64, retried bool) bool {
@@ -176,7 +176,7 @@ func (sub *subscription) emit(msg *message.Message, id string, count int64, retr
 	}
 	// Each message has its own context, cancelled once it settles. It does
 	// not end with the subscription's context, so that a shutdown lets
-	// running handlers finish instead of failing them mid-attempt; closing
+	// running handlers finish instead of failing them mid-attempt. Closing
 	// waits for them up to Config.CloseTimeout.
 	ctx, cancel := context.WithCancel(context.WithoutCancel(sub.ctx))
 	msg.SetContext(ctx)
@@ -246,7 +246,7 @@ func (sub *subscription) park(msg *message.Message, id string) {
 	}
 
 	// The schedule runs on the server's clock, which read the time before
-	// the script returned; a millisecond of slack covers the rounding of the
+	// the script returned. A millisecond of slack covers the rounding of the
 	// due time to whole milliseconds.
 	select {
 	case sub.wakeups <- time.Now().Add(pause + time.Millisecond):

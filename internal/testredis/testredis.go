@@ -1,5 +1,5 @@
 // Package testredis gives tests a real Redis server: the one at REDIS_URL
-// when set, otherwise the one on 127.0.0.1:6379 when it answers, otherwise a
+// when set, otherwise the one on 127.0.0.1:6379 when it responds, otherwise a
 // redis-server from PATH started on a free loopback port for the test
 // binary's lifetime.
 package testredis
@@ -20,7 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// DefaultURL is where tests look for Redis when REDIS_URL is not set.
+// DefaultURL is the address tests try when REDIS_URL is not set.
 const DefaultURL = "redis://127.0.0.1:6379/0"
 
 var (
@@ -96,7 +96,7 @@ func Prefix() string {
 func find() (string, error) {
 	if env := os.Getenv("REDIS_URL"); env != "" {
 		if err := ping(env); err != nil {
-			return "", fmt.Errorf("REDIS_URL=%s does not answer: %w", env, err)
+			return "", fmt.Errorf("REDIS_URL=%s does not respond: %w", env, err)
 		}
 		return env, nil
 	}
@@ -126,7 +126,7 @@ func ping(rawURL string) error {
 func start() (string, error) {
 	path, err := exec.LookPath("redis-server")
 	if err != nil {
-		return "", fmt.Errorf("nothing answers on %s and redis-server is not on PATH; "+
+		return "", fmt.Errorf("nothing responds on %s and redis-server is not on PATH; "+
 			"install it (Debian: apt-get install redis-server) or set REDIS_URL", DefaultURL)
 	}
 
@@ -150,7 +150,7 @@ func start() (string, error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	_ = cmd.Process.Kill()
-	return "", fmt.Errorf("redis-server on port %d did not answer within 10s", port)
+	return "", fmt.Errorf("redis-server on port %d did not respond within 10s", port)
 }
 
 func freePort() (int, error) {
