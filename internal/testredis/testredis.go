@@ -31,7 +31,7 @@ var (
 
 // URL returns the address of a Redis server for tests, starting one if
 // needed. It fails the test, saying how to install Redis, when no server
-// answers and none can be started.
+// responds and none can be started.
 func URL(t testing.TB) string {
 	t.Helper()
 	once.Do(func() {
