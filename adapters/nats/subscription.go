@@ -22,7 +22,8 @@ import (
 // default.
 //
 // TODO: find why the pull request is lost; until then a subscription under
-// load can still stall for about 2 s, which shows in its p99 latency.
+// load against nats-server 2.9 can still stall for about 2 s. Against
+// 2.15.3 no stall was seen.
 const pullExpiry = 2 * time.Second
 
 // subscription pulls one handler's messages of one event type and hands
