@@ -67,7 +67,7 @@ type Entry struct {
 
 	ErrorType ErrorType
 
-	// SourceStream and SourceID say where the event was read from: the
+	// SourceStream and SourceID record where the event was read from: the
 	// stream or subject and the broker's id for the message.
 	SourceStream string
 	SourceID     string

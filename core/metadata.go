@@ -33,7 +33,7 @@ const (
 	// calling the handler. Subscribers store it like the outcome keys.
 	MetadataDeadLetterPending = "deadletter_dead_letter_pending"
 
-	// MetadataSourceStream and MetadataSourceID say where the message was
+	// MetadataSourceStream and MetadataSourceID record where the message was
 	// read from; they end up in a dead letter entry's source fields.
 	MetadataSourceStream = "deadletter_source_stream"
 	MetadataSourceID     = "deadletter_source_id"

@@ -82,7 +82,7 @@ func eventTypeOf(msg *message.Message) string {
 }
 
 // TODO: retries in place, for subscribers that set no delivery count, are
-// not told apart from first attempts, so handler_retries_total misses them.
+// not distinguished from first attempts, so handler_retries_total misses them.
 func deliveryCount(msg *message.Message) int {
 	n, _ := strconv.Atoi(msg.Metadata.Get(core.MetadataDeliveryCount))
 	return n

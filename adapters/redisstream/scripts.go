@@ -15,7 +15,7 @@ import "github.com/redis/go-redis/v9"
 // acknowledgements skip the pending list for it.
 //
 // While an entry waits for a retry, its pending list entry belongs to the
-// parking consumer, which no process reads for; the sweep for entries of
+// parking consumer, which no process reads for. The sweep for entries of
 // crashed consumers skips it.
 
 // parkingConsumer owns the pending entries of events waiting for a retry.

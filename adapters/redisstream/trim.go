@@ -12,7 +12,7 @@ import (
 // checkTrimmed reports events that the stream's trim removed before this
 // handler's group read them. Trimming keeps about Config.StreamMaxLen
 // entries whatever the groups have read, so a handler that falls further
-// behind, or stays stopped while that many events arrive, never sees the
+// behind, or stays stopped while that many events arrive, never receives the
 // oldest. Redis gives no signal of it; the check compares the group's last
 // delivered id with the stream's first entry, at start and at every sweep.
 //
