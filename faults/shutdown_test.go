@@ -4,6 +4,7 @@ package faults
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -139,6 +140,23 @@ func runShutdownScenario(t *testing.T, cfg ConsumerConfig) {
 	waitFor(t, scenarioTimeout, "the second bus to handle what the first left", func() bool {
 		return len(missing()) == 0
 	})
+	var result tally
+	first.mu.Lock()
+	second.mu.Lock()
+	for _, ev := range events {
+		calls := first.calls[ev.EventID] + second.calls[ev.EventID]
+		if calls > 0 {
+			result.handled++
+		}
+		if calls > 1 {
+			result.duplicates++
+		}
+	}
+	second.mu.Unlock()
+	first.mu.Unlock()
+	result.lost = n - result.handled
+	report(t, "shutdown", cfg.Adapter, n, 1, result, fmt.Sprintf("Run returned %s after cancel",
+		stopTime.Round(time.Millisecond)))
 	t.Logf("%s: Run returned %s after cancel with %d handlers started; first bus handled %d of %d, "+
 		"second bus handled %d", cfg.Adapter, stopTime.Round(time.Millisecond), first.started.Load(),
 		handledFirst, n, second.len())

@@ -116,7 +116,7 @@ func runKillScenario(t *testing.T, cfg ConsumerConfig) {
 	last.stop(t)
 	tally = count(t, records, adapter.DLQ(), cfg.RecordKey, ids)
 
-	report(t, cfg.Adapter, n, kills, tally)
+	report(t, "sigkill", cfg.Adapter, n, len(Handlers), tally, fmt.Sprintf("%d kills", kills))
 	logDLQReasons(t, adapter.DLQ())
 	require.Zero(t, tally.lost, "every event must be handled or dead-lettered by every handler")
 	require.Zero(t, tally.unknown, "the DLQ must hold only events the test published")
@@ -203,13 +203,14 @@ func count(t *testing.T, records *redis.Client, dlq core.DLQ, recordKey string, 
 	return result
 }
 
-// report logs one row of the result table and appends it to the file
-// named by FAULTS_REPORT, which scripts/faults prints.
-func report(t *testing.T, adapter string, n, kills int, r tally) {
+// report logs one row of the fault table and appends it to the file named
+// by FAULTS_REPORT, which scripts/faults prints. Pairs are (event, handler)
+// pairs: published times the number of handlers.
+func report(t *testing.T, scenario, adapter string, published, handlers int, r tally, note string) {
 	t.Helper()
-	row := fmt.Sprintf("| %-7s | %9d | %8d | %7d | %13d | %4d | %10d | %5d |\n",
-		adapter, n, n*len(Handlers), r.handled, r.deadLettered, r.lost, r.duplicates, kills)
-	t.Logf("adapter, published, pairs, handled, dead-lettered, lost, duplicates, kills:\n%s", row)
+	row := fmt.Sprintf("| %-16s | %-7s | %9d | %6d | %7d | %13d | %4d | %10d | %s |\n",
+		scenario, adapter, published, published*handlers, r.handled, r.deadLettered, r.lost, r.duplicates, note)
+	t.Logf("scenario, adapter, published, pairs, handled, dead-lettered, lost, duplicates, notes:\n%s", row)
 	if r.both > 0 {
 		t.Logf("%d pairs were both handled and dead-lettered", r.both)
 	}
