@@ -98,9 +98,9 @@ type Config struct {
 	// events stall a handler. 0 and -1 mean no cap (the default).
 	MaxAckPending int
 
-	// BatchSize is the number of messages one pull request fetches. The
-	// client buffers them until the subscription hands them out. 0 means
-	// DefaultBatchSize (100).
+	// BatchSize is the number of messages one pull request fetches, at
+	// most MaxInFlight. The client buffers them until the subscription
+	// hands them out. 0 means DefaultBatchSize (100).
 	BatchSize int
 
 	// MaxInFlight bounds the messages a subscription has handed out and not

@@ -167,6 +167,31 @@ func TestInProgress(t *testing.T) {
 		}
 		got.Ack()
 	})
+	t.Run("KeepsMessagesWaitingForASlot", func(t *testing.T) {
+		// Slow handlers with few slots and a pull batch larger than the
+		// slots: messages waiting for a slot must not outlive AckWait in
+		// the client's buffer and be delivered twice.
+		const (
+			ackWait = 300 * time.Millisecond
+			events  = 200
+			slots   = 20
+		)
+		a := newTestAdapter(t, func(c *Config) { c.AckWait = ackWait; c.MaxInFlight = slots; c.BatchSize = 100 })
+		ch := subscribe(t, a, "slow", "report.requested")
+		msgs := make([]*message.Message, events)
+		for i := range msgs {
+			msgs[i] = message.NewMessage(strconv.Itoa(i), []byte("{}"))
+		}
+		require.NoError(t, a.Publisher().Publish("report.requested", msgs...))
+
+		seen := map[string]int{}
+		for len(seen) < events {
+			got := receive(t, ch)
+			seen[got.UUID]++
+			require.Equal(t, 1, seen[got.UUID], "message %s delivered twice", got.UUID)
+			time.AfterFunc(ackWait/3, func() { got.Ack() })
+		}
+	})
 }
 
 func TestCompetingConsumers(t *testing.T) {

@@ -80,7 +80,12 @@ func (sub *subscription) run() {
 	defer sub.cancel()
 
 	for sub.ctx.Err() == nil {
-		iter, err := sub.consumer.Messages(jetstream.PullMaxMessages(sub.adapter.cfg.BatchSize),
+		// A message waits in the client's buffer without in-progress
+		// signals, so the buffer holds no more than MaxInFlight: a larger
+		// one would keep messages past AckWait and have them delivered
+		// twice when handlers are slow.
+		batch := min(sub.adapter.cfg.BatchSize, sub.adapter.cfg.MaxInFlight)
+		iter, err := sub.consumer.Messages(jetstream.PullMaxMessages(batch),
 			jetstream.PullExpiry(pullExpiry))
 		if err != nil {
 			sub.log.Error("pull from consumer failed; retrying",
