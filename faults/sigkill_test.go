@@ -156,13 +156,29 @@ type tally struct {
 }
 
 func count(t *testing.T, records *redis.Client, dlq core.DLQ, recordKey string, ids map[string]bool) tally {
-	n := len(ids)
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
 	entries, err := allEntries(ctx, dlq)
 	require.NoError(t, err)
+	handled := map[string]map[string]int{}
+	for _, h := range Handlers {
+		raw, err := records.HGetAll(ctx, recordKey+":"+h).Result()
+		require.NoError(t, err)
+		handled[h] = map[string]int{}
+		for id, value := range raw {
+			calls, err := strconv.Atoi(value)
+			require.NoError(t, err)
+			handled[h][id] = calls
+		}
+	}
+	return tallyPairs(handled, entries, ids)
+}
+
+// tallyPairs counts the (event, handler) pairs of the events in ids, from
+// the successful calls of each handler per event id and the DLQ entries.
+func tallyPairs(handled map[string]map[string]int, entries []core.Entry, ids map[string]bool) tally {
 	var result tally
 	dead := map[string]int{} // handler + " " + event id
 	for _, e := range entries {
@@ -174,11 +190,7 @@ func count(t *testing.T, records *redis.Client, dlq core.DLQ, recordKey string, 
 
 	seen := 0
 	for _, h := range Handlers {
-		handled, err := records.HGetAll(ctx, recordKey+":"+h).Result()
-		require.NoError(t, err)
-		for id, raw := range handled {
-			calls, err := strconv.Atoi(raw)
-			require.NoError(t, err)
+		for id, calls := range handled[h] {
 			result.handled++
 			if calls > 1 {
 				result.duplicates++
@@ -199,7 +211,7 @@ func count(t *testing.T, records *redis.Client, dlq core.DLQ, recordKey string, 
 		}
 	}
 	result.unknown = len(entries) - seen
-	result.lost = n*len(Handlers) - (result.handled + result.deadLettered - result.both)
+	result.lost = len(ids)*len(Handlers) - (result.handled + result.deadLettered - result.both)
 	return result
 }
 
