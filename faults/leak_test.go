@@ -11,10 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
 	"github.com/deadletter/deadletter"
+	"github.com/deadletter/deadletter/adapters/nats"
 	"github.com/deadletter/deadletter/core"
 	"github.com/deadletter/deadletter/internal/testredis"
 )
@@ -27,6 +29,29 @@ func TestGoroutines(t *testing.T) {
 		runAndClose(t, cfg)
 
 		goleak.VerifyNone(t, before)
+	})
+	t.Run("EndWithBusAndAdapterOnNATS", func(t *testing.T) {
+		// The embedded server, if any, starts before the snapshot: its
+		// goroutines run until the test ends.
+		url := natsURL(t)
+		prefix := "t" + uuid.NewString()[:8]
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = nats.DeleteStreams(ctx, url, prefix)
+		})
+		cfg := ConsumerConfig{Adapter: "nats", BrokerURL: url, Prefix: prefix}
+		before := goleak.IgnoreCurrent()
+
+		runAndClose(t, cfg)
+		// The server runs goroutines for each stream and consumer until
+		// they are deleted, and one clock goroutine from the first stream
+		// on, all of them in this process.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, nats.DeleteStreams(ctx, url, prefix))
+
+		goleak.VerifyNone(t, before, goleak.IgnoreAnyFunction("github.com/nats-io/nats-server/v2/server/ats.Register.func1"))
 	})
 }
 
