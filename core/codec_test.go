@@ -49,9 +49,24 @@ func FuzzDecodeEvent(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		requireSameDecode(t, raw)
 		ev, err := DecodeEvent(raw)
-		if err == nil {
-			require.NoError(t, ev.Validate(), "a decoded event must be valid")
+		if err != nil {
+			require.ErrorIs(t, err, ErrDecode, "a decode failure must wrap ErrDecode so that it is dead-lettered")
+			require.True(t, reflect.DeepEqual(ev, Event{}), "a decode failure must return the zero event: %#v", ev)
+			return
 		}
+		require.NoError(t, ev.Validate(), "a decoded event must be valid")
+		require.Equal(t, time.UTC, ev.OccurredAt.Location(), "a decoded event's occurred_at must be in UTC")
+
+		// A handler may publish the event it received, so its JSON form
+		// must decode to the same event.
+		again, err := ev.Marshal()
+		require.NoError(t, err, "a decoded event must marshal")
+		decoded, err := DecodeEvent(again)
+		require.NoError(t, err, "the JSON form %q of a decoded event must decode", again)
+		require.True(t, decoded.OccurredAt.Equal(ev.OccurredAt), "occurred_at changed: %s, then %s",
+			ev.OccurredAt, decoded.OccurredAt)
+		decoded.OccurredAt = ev.OccurredAt
+		require.Equal(t, ev, decoded, "the JSON form %q of a decoded event must decode to the same event", again)
 	})
 }
 

@@ -180,7 +180,20 @@ func parseTimeField(id string, fields map[string]string, name string) (time.Time
 	if err != nil {
 		return time.Time{}, fmt.Errorf("parse dead letter entry %s: field %s: %w", id, name, err)
 	}
+	if !fitsTimeFormat(t) {
+		return time.Time{}, fmt.Errorf("parse dead letter entry %s: field %s: %s is outside the years "+
+			"0000 to 9999 in UTC", id, name, value)
+	}
 	return t.UTC(), nil
+}
+
+// fitsTimeFormat reports whether t in UTC has a year of four digits, as RFC
+// 3339 requires. A time such as 9999-12-31T23:00:00-05:00 parses but is in
+// the year 10000 in UTC, so FormatTime would write a value that no RFC 3339
+// parser reads back.
+func fitsTimeFormat(t time.Time) bool {
+	year := t.UTC().Year()
+	return year >= 0 && year <= 9999
 }
 
 func parseIntField(id string, fields map[string]string, name string) (int, error) {

@@ -87,6 +87,9 @@ func (e Event) validateFields() error {
 		return fmt.Errorf("%w: data of event %s is not a JSON object", ErrInvalidEvent, e.EventID)
 	case e.OccurredAt.IsZero():
 		return fmt.Errorf("%w: occurred_at is missing", ErrInvalidEvent)
+	case !fitsTimeFormat(e.OccurredAt):
+		return fmt.Errorf("%w: occurred_at %s is outside the years 0000 to 9999 in UTC", ErrInvalidEvent,
+			e.OccurredAt.Format(time.RFC3339Nano))
 	}
 	return nil
 }
@@ -140,6 +143,9 @@ func DecodeEvent(raw []byte) (Event, error) {
 	if err := ev.validateFields(); err != nil {
 		return Event{}, fmt.Errorf("%w: %v", ErrDecode, err)
 	}
+	// Parsing keeps the offset that the time was written with, but events
+	// are in UTC.
+	ev.OccurredAt = ev.OccurredAt.UTC()
 	return ev, nil
 }
 
