@@ -51,11 +51,16 @@ func decode(id string, fields map[string]any) *message.Message {
 
 	msg := message.NewMessage(uuid, []byte(payload))
 	if raw, ok := fields[fieldMetadata].(string); ok && raw != "" {
-		if err := json.Unmarshal([]byte(raw), &msg.Metadata); err != nil {
-			msg.Metadata = message.Metadata{}
+		// Decoding into a map of its own keeps msg.Metadata non-nil, which
+		// the subscription relies on: JSON null would set the map to nil.
+		var metadata map[string]string
+		if err := json.Unmarshal([]byte(raw), &metadata); err != nil {
 			msg.Metadata.Set(core.MetadataDecodeError,
 				fmt.Sprintf("stream entry %s: metadata is not a JSON object of strings: %v", id, err))
 			return msg
+		}
+		for key, value := range metadata {
+			msg.Metadata.Set(key, value)
 		}
 	}
 	// The delivery state comes from the broker, never from what a publisher
