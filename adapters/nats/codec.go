@@ -2,8 +2,11 @@ package nats
 
 import (
 	"fmt"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
@@ -16,6 +19,13 @@ const uuidHeader = "Watermill-Uuid"
 
 // natsHeaderPrefix starts the headers that NATS itself reads or sets.
 const natsHeaderPrefix = "Nats-"
+
+// maxHeaderBytes bounds the headers that the adapter writes from fields of
+// its own, names and values. nats-server 2.15.3 rejects a JetStream message
+// whose header block exceeds 65,535 bytes, and a DLQ entry rejected that
+// way would have its event delivered again forever. The rest of the limit
+// is left for headers added later, such as replayed_at.
+const maxHeaderBytes = 60 << 10
 
 // encodeMessage returns msg as a NATS message on subject: the payload as the
 // data, the UUID and metadata as headers.
@@ -47,6 +57,66 @@ func checkHeaderKey(key string) error {
 		}
 	}
 	return nil
+}
+
+// setHeaders sets each name and value pair of fields as a header, with the
+// value escaped. When the headers would exceed maxHeaderBytes, it cuts the
+// values longer than a common cap, each ending with a note of its full
+// length, so that short values stay whole and long ones share the rest.
+func setHeaders(msg *nats.Msg, fields []string) {
+	escaped := make([]string, len(fields)/2)
+	lengths := make([]int, len(escaped))
+	budget := maxHeaderBytes
+	for i := range escaped {
+		escaped[i] = escapeHeaderValue(fields[2*i+1])
+		lengths[i] = len(escaped[i])
+		budget -= len(fields[2*i]) + len(": \r\n")
+	}
+
+	if limit, over := valueCap(lengths, budget); over {
+		for i := range escaped {
+			if len(escaped[i]) > limit {
+				escaped[i] = escapeHeaderValue(cutValue(fields[2*i+1], limit))
+			}
+		}
+	}
+	for i := range escaped {
+		msg.Header.Set(fields[2*i], escaped[i])
+	}
+}
+
+// valueCap returns the largest length that, with every longer value cut to
+// it, makes lengths sum to at most budget. over is false when they fit
+// whole.
+func valueCap(lengths []int, budget int) (limit int, over bool) {
+	sorted := slices.Sorted(slices.Values(lengths))
+	for i, length := range sorted {
+		longer := len(sorted) - i
+		if length*longer > budget {
+			return max(budget/longer, 0), true
+		}
+		budget -= length
+	}
+	return 0, false
+}
+
+// cutValue returns the longest start of s that, followed by a note of the
+// length of s, escapes to at most limit bytes. It cuts at the start of a
+// UTF-8 sequence and returns "" when even the note does not fit.
+func cutValue(s string, limit int) string {
+	withNote := func(n int) string {
+		return fmt.Sprintf("%s\n... cut at %d of %d bytes to fit the nats header limit", s[:n], n, len(s))
+	}
+	// The escaped length grows with n, so the search finds the first n
+	// that no longer fits.
+	n := sort.Search(len(s)+1, func(n int) bool { return len(escapeHeaderValue(withNote(n))) > limit }) - 1
+	if n < 0 {
+		return ""
+	}
+	for n > 0 && n < len(s) && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return withNote(n)
 }
 
 // decodeHeaders returns the metadata and UUID carried in headers. The UUID

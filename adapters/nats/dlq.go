@@ -427,14 +427,16 @@ func parseEntryMsg(seq uint64, raw *jetstream.RawStreamMsg) (core.Entry, error) 
 	return entry, nil
 }
 
-// setEntryHeaders sets every field but event_data as a header.
+// setEntryHeaders sets every field but event_data as a header, cutting
+// long values as setHeaders does.
 func setEntryHeaders(msg *nats.Msg, fields []string) {
+	headers := make([]string, 0, len(fields))
 	for i := 0; i+1 < len(fields); i += 2 {
-		if fields[i] == core.FieldEventData {
-			continue
+		if fields[i] != core.FieldEventData {
+			headers = append(headers, fields[i], fields[i+1])
 		}
-		msg.Header.Set(fields[i], escapeHeaderValue(fields[i+1]))
 	}
+	setHeaders(msg, headers)
 }
 
 func isWrongLastSequence(err error) bool {

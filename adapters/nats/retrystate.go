@@ -43,15 +43,17 @@ func (r *retryState) subject(handler, eventType string, seq uint64) string {
 // save stores the retry keys of md, if it has any, replacing the state
 // stored before. It reports whether there was anything to store.
 func (r *retryState) save(ctx context.Context, subject string, md message.Metadata) (bool, error) {
-	msg := nats.NewMsg(subject)
+	var fields []string
 	for _, key := range retryKeys {
 		if value := md.Get(key); value != "" {
-			msg.Header.Set(key, escapeHeaderValue(value))
+			fields = append(fields, key, value)
 		}
 	}
-	if len(msg.Header) == 0 {
+	if len(fields) == 0 {
 		return false, nil
 	}
+	msg := nats.NewMsg(subject)
+	setHeaders(msg, fields)
 	if _, err := r.js.PublishMsg(ctx, msg); err != nil {
 		return false, fmt.Errorf("save retry state %s: %w", subject, err)
 	}
