@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/deadletter/deadletter/core"
+	"github.com/deadletter/deadletter/internal/logthrottle"
 )
 
 // connectTimeout bounds the PING that checks the server when the adapter is
@@ -27,6 +28,10 @@ type Adapter struct {
 	publisher  *Publisher
 	dlq        *DLQ
 	closed     atomic.Bool
+
+	// failures throttles the log lines of calls that fail while Redis is
+	// unreachable, across all subscriptions.
+	failures logthrottle.Throttle
 }
 
 var _ core.Adapter = (*Adapter)(nil)

@@ -15,13 +15,22 @@ import (
 	"github.com/deadletter/deadletter/core"
 )
 
-// maxErrorPause caps the pause between failed reads while Redis is down.
-const maxErrorPause = 2 * time.Second
+// The pause after a failed call while Redis is unreachable starts at
+// minErrorPause and doubles with each failure in a row, up to maxErrorPause.
+const (
+	minErrorPause = 50 * time.Millisecond
+	maxErrorPause = 2 * time.Second
+)
+
+// nextErrorPause returns the pause after one more failure in a row.
+func nextErrorPause(pause time.Duration) time.Duration {
+	return min(2*pause, maxErrorPause)
+}
 
 // readLoop reads new entries through the consumer group, as many per round
 // trip as there are free slots up to Config.BatchSize.
 func (sub *subscription) readLoop() {
-	errorPause := 50 * time.Millisecond
+	errorPause := minErrorPause
 	for {
 		n := sub.acquire(sub.cfg.BatchSize)
 		if n == 0 {
@@ -44,10 +53,10 @@ func (sub *subscription) readLoop() {
 			if !sub.pause(errorPause) {
 				return
 			}
-			errorPause = min(2*errorPause, maxErrorPause)
+			errorPause = nextErrorPause(errorPause)
 			continue
 		}
-		errorPause = 50 * time.Millisecond
+		errorPause = minErrorPause
 
 		// Once the subscription stops, emit hands each remaining entry back
 		// instead, so none is left pending under this consumer.
@@ -74,7 +83,7 @@ func (sub *subscription) readFailed(err error) {
 		}
 		err = createErr
 	}
-	sub.log.Error("read stream failed; retrying", slog.String(core.LogError, err.Error()))
+	sub.warn("read stream failed; retrying", err)
 }
 
 // pause waits d, or returns false if the subscription stops first.
@@ -91,7 +100,8 @@ func (sub *subscription) pause(d time.Duration) bool {
 
 // retryLoop takes due retries every Config.RetryPollInterval, and at once
 // when a retry parked by this subscription comes due, and sweeps for entries
-// abandoned by crashed consumers every half Config.ClaimIdle.
+// abandoned by crashed consumers every half Config.ClaimIdle. While Redis
+// is unreachable it polls with the growing pause of a failed read instead.
 func (sub *subscription) retryLoop() {
 	poll := sub.cfg.RetryPollInterval
 	timer := time.NewTimer(poll)
@@ -99,6 +109,7 @@ func (sub *subscription) retryLoop() {
 	timerAt := time.Now().Add(poll)
 	sweep := time.NewTicker(sub.cfg.ClaimIdle / 2)
 	defer sweep.Stop()
+	errorPause := minErrorPause
 
 	// dues holds the due times of retries parked here that are later than
 	// the timer, so that none is left to the next poll.
@@ -116,9 +127,20 @@ func (sub *subscription) retryLoop() {
 				heap.Push(dues, due)
 			}
 		case <-timer.C:
-			for sub.takeDueRetries() {
+			more, ok := true, true
+			for more && ok {
+				more, ok = sub.takeDueRetries()
 			}
 			now := time.Now()
+			if !ok {
+				// The due times stay in dues, so that they are taken once
+				// Redis responds again.
+				timerAt = now.Add(errorPause)
+				timer.Reset(errorPause)
+				errorPause = nextErrorPause(errorPause)
+				continue
+			}
+			errorPause = minErrorPause
 			for dues.Len() > 0 && !(*dues)[0].After(now) {
 				heap.Pop(dues)
 			}
@@ -150,12 +172,12 @@ func (d *dueTimes) Pop() any {
 	return last
 }
 
-// takeDueRetries delivers due retries and reports whether a full batch was
-// taken, so that more may be due.
-func (sub *subscription) takeDueRetries() bool {
+// takeDueRetries delivers due retries. It reports whether a full batch was
+// taken, so that more may be due, and whether the call succeeded.
+func (sub *subscription) takeDueRetries() (more, ok bool) {
 	n := sub.acquire(sub.cfg.BatchSize)
 	if n == 0 {
-		return false
+		return false, true
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), redisCallTimeout)
@@ -164,10 +186,11 @@ func (sub *subscription) takeDueRetries() bool {
 		n, sub.cfg.ClaimIdle.Milliseconds()).Slice()
 	if err != nil {
 		sub.release(n)
-		if !errors.Is(err, redis.Nil) {
-			sub.log.Error("take due retries failed", slog.String(core.LogError, err.Error()))
+		if errors.Is(err, redis.Nil) {
+			return false, true
 		}
-		return false
+		sub.warn("take due retries failed; retrying", err)
+		return false, false
 	}
 
 	used := 0
@@ -179,7 +202,7 @@ func (sub *subscription) takeDueRetries() bool {
 		sub.emit(sub.parkedToMessage(id, raw), id, count, true)
 	}
 	sub.release(n - used)
-	return used == n
+	return used == n, true
 }
 
 func (sub *subscription) parkedToMessage(id, raw string) *message.Message {
@@ -196,9 +219,12 @@ func (sub *subscription) parkedToMessage(id, raw string) *message.Message {
 	return msg
 }
 
-// claimAbandoned takes over entries that another consumer received and left
-// unacknowledged for Config.ClaimIdle, as when its process crashed. Entries
-// waiting for a retry belong to the parking consumer and are skipped.
+// claimAbandoned takes over entries left unacknowledged for
+// Config.ClaimIdle. Another consumer leaves them when its process crashes.
+// This consumer leaves them when the reply of a read is lost while Redis
+// restarts, or when a process restarts under the same Config.Consumer.
+// Entries waiting for a retry belong to the parking consumer and are
+// skipped, and so are this subscription's messages in flight.
 func (sub *subscription) claimAbandoned() {
 	ctx, cancel := context.WithTimeout(context.Background(), redisCallTimeout)
 	defer cancel()
@@ -208,19 +234,26 @@ func (sub *subscription) claimAbandoned() {
 		Idle: sub.cfg.ClaimIdle, Start: "-", End: "+", Count: int64(sub.cfg.BatchSize),
 	}).Result()
 	if err != nil {
-		sub.log.Error("list abandoned entries failed", slog.String(core.LogError, err.Error()))
+		sub.warn("list abandoned entries failed", err)
 		return
 	}
 
 	counts := map[string]int64{}
+	owners := map[string]string{}
 	var ids []string
+	sub.flightMu.Lock()
 	for _, p := range pending {
-		if p.Consumer == parkingConsumer || p.Consumer == sub.cfg.Consumer {
+		if p.Consumer == parkingConsumer {
+			continue
+		}
+		if p.Consumer == sub.cfg.Consumer && sub.isOwnLive(p.ID) {
 			continue
 		}
 		counts[p.ID] = p.RetryCount
+		owners[p.ID] = p.Consumer
 		ids = append(ids, p.ID)
 	}
+	sub.flightMu.Unlock()
 	if len(ids) == 0 {
 		return
 	}
@@ -230,7 +263,7 @@ func (sub *subscription) claimAbandoned() {
 		MinIdle: sub.cfg.ClaimIdle, Messages: ids,
 	}).Result()
 	if err != nil {
-		sub.log.Error("claim abandoned entries failed", slog.String(core.LogError, err.Error()))
+		sub.warn("claim abandoned entries failed", err)
 		return
 	}
 
@@ -240,15 +273,29 @@ func (sub *subscription) claimAbandoned() {
 			sub.handBack(msg, entry.ID, counts[entry.ID])
 			continue
 		}
-		sub.log.Warn("claimed an entry abandoned by another consumer", slog.String("id", entry.ID))
+		sub.log.Warn("claimed an abandoned entry", slog.String("id", entry.ID),
+			slog.String("consumer", owners[entry.ID]))
 		// XCLAIM counted this delivery on top of the earlier ones.
 		sub.emit(msg, entry.ID, counts[entry.ID]+1, false)
 	}
 }
 
+// isOwnLive reports whether the entry id is in flight, or settled with its
+// acknowledgement not yet written. The caller holds flightMu.
+func (sub *subscription) isOwnLive(id string) bool {
+	if _, running := sub.inFlight[id]; running {
+		return true
+	}
+	_, acking := sub.acking[id]
+	return acking
+}
+
 // ackLoop acknowledges settled messages in batches: it takes what has
 // queued up since the last round trip, so batches grow with the load and an
-// idle subscription still acknowledges at once.
+// idle subscription still acknowledges at once. A failed batch is sent
+// again until it succeeds, so that messages handled during an outage are
+// not delivered again. Meanwhile later acknowledgements queue up, and once
+// the queue is full the subscription stops reading.
 func (sub *subscription) ackLoop() {
 	const maxBatch = 1000
 	batch := make([]ackRequest, 0, maxBatch)
@@ -266,15 +313,46 @@ func (sub *subscription) ackLoop() {
 				break drain
 			}
 		}
-		sub.flushAcks(batch)
+		sub.flushAcksRetrying(batch)
+	}
+}
+
+// flushAcksRetrying flushes batch, and again after each failure until the
+// subscription stops, then removes its ids from acking. Entries whose
+// acknowledgement still failed stay pending and are delivered again after
+// Config.ClaimIdle, which at-least-once delivery allows.
+func (sub *subscription) flushAcksRetrying(batch []ackRequest) {
+	defer func() {
+		sub.flightMu.Lock()
+		for _, req := range batch {
+			delete(sub.acking, req.id)
+		}
+		sub.flightMu.Unlock()
+	}()
+	errorPause := minErrorPause
+	for {
+		err := sub.flushAcks(batch)
+		if err == nil {
+			return
+		}
+		select {
+		case <-sub.stop:
+			sub.log.Warn("acknowledge entries failed; they will be delivered again",
+				slog.Int("entries", len(batch)), slog.String(core.LogError, err.Error()))
+			return
+		default:
+		}
+		sub.warn("acknowledge entries failed; retrying", err, slog.Int("entries", len(batch)))
+		if !sub.pause(errorPause) {
+			continue // one more try before giving up
+		}
+		errorPause = nextErrorPause(errorPause)
 	}
 }
 
 // flushAcks acknowledges a batch in one round trip, removing the retry
-// schedule and copy of messages that had been retried. A failed
-// acknowledgement leaves entries pending; they are delivered again, which
-// at-least-once delivery allows.
-func (sub *subscription) flushAcks(batch []ackRequest) {
+// schedule and copy of messages that had been retried.
+func (sub *subscription) flushAcks(batch []ackRequest) error {
 	ids := make([]string, 0, len(batch))
 	var retried, stateFields []string
 	for _, req := range batch {
@@ -303,9 +381,9 @@ func (sub *subscription) flushAcks(batch []ackRequest) {
 		pipe.HDel(ctx, sub.keys.state, stateFields...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		sub.log.Error("acknowledge entries failed; they will be delivered again",
-			slog.Int("entries", len(ids)), slog.String(core.LogError, err.Error()))
+		return err
 	}
+	return nil
 }
 
 // leaseLoop renews the claim on messages whose handler has run for a third
@@ -349,12 +427,12 @@ func (sub *subscription) renewLeases(olderThan time.Duration) {
 			Stream: sub.keys.stream, Group: sub.keys.group, Consumer: sub.cfg.Consumer, Messages: fresh,
 		}).Err()
 		if err != nil {
-			sub.log.Error("renew claim on running entries failed", slog.String(core.LogError, err.Error()))
+			sub.warn("renew claim on running entries failed", err)
 		}
 	}
 	if len(retried) > 1 {
 		if err := extendLeaseScript.Run(ctx, sub.client, []string{sub.keys.retries}, retried...).Err(); err != nil {
-			sub.log.Error("renew lease on running retries failed", slog.String(core.LogError, err.Error()))
+			sub.warn("renew lease on running retries failed", err)
 		}
 	}
 }

@@ -3,6 +3,8 @@ package redisstream
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -12,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/deadletter/deadletter/core"
+	"github.com/deadletter/deadletter/internal/logthrottle"
 )
 
 // redisCallTimeout bounds the calls a subscription makes outside its
@@ -41,7 +44,11 @@ type subscription struct {
 
 	flightMu sync.Mutex
 	inFlight map[string]flight
-	settled  sync.WaitGroup
+	// acking holds the ids of settled messages whose acknowledgement is
+	// queued or being retried, so that the sweep does not deliver them
+	// again as abandoned.
+	acking  map[string]struct{}
+	settled sync.WaitGroup
 	// wakeups receives the due times of retries parked here, so that the
 	// retry loop need not wait for its next poll.
 	wakeups chan time.Time
@@ -53,6 +60,10 @@ type subscription struct {
 	// abandon is closed when the close timeout passes with messages still
 	// unsettled; their watchers give up and leave them pending.
 	abandon chan struct{}
+
+	// failures throttles the log lines of failed calls, shared by every
+	// subscription of the adapter.
+	failures *logthrottle.Throttle
 }
 
 // flight is a message handed out and not yet settled.
@@ -81,9 +92,19 @@ func newSubscription(s *Subscriber, ctx context.Context, keys handlerKeys) *subs
 		slots:    make(chan struct{}, cfg.MaxInFlight),
 		acks:     make(chan ackRequest, cfg.MaxInFlight),
 		inFlight: map[string]flight{},
+		acking:   map[string]struct{}{},
 		abandon:  make(chan struct{}),
 		wakeups:  make(chan time.Time, 64),
+		failures: &s.adapter.failures,
 	}
+}
+
+// warn logs a failed call at warning level, at most once per
+// logthrottle.Interval for each message across the adapter's
+// subscriptions.
+func (sub *subscription) warn(msg string, err error, attrs ...slog.Attr) {
+	attrs = append(attrs, slog.String(core.LogError, err.Error()))
+	sub.failures.Log(sub.log, slog.LevelWarn, msg, attrs...)
 }
 
 // run starts the loops and, once the subscription must stop, shuts them
@@ -203,6 +224,9 @@ func (sub *subscription) watch(msg *message.Message, id string, retried bool, ca
 	defer cancel()
 	select {
 	case <-msg.Acked():
+		sub.flightMu.Lock()
+		sub.acking[id] = struct{}{}
+		sub.flightMu.Unlock()
 		sub.ack(ackRequest{id: id, retried: retried})
 	case <-msg.Nacked():
 		sub.park(msg, id)
@@ -236,13 +260,33 @@ type parkedMessage struct {
 }
 
 // park schedules a nacked message's next delivery after the pause in its
-// metadata. If that fails, the message stays pending and the sweep for
-// abandoned entries delivers it again after Config.ClaimIdle.
+// metadata. While Redis is unreachable it tries again after growing pauses,
+// keeping the message's slot, until the close timeout of a closing
+// subscription passes. The message then stays pending, and the sweep for
+// abandoned entries of this or another process delivers it again after
+// Config.ClaimIdle.
 func (sub *subscription) park(msg *message.Message, id string) {
 	pause, _ := time.ParseDuration(msg.Metadata.Get(core.MetadataRetryAfter))
 	count, _ := strconv.ParseInt(msg.Metadata.Get(core.MetadataDeliveryCount), 10, 64)
-	if !sub.schedule(msg, id, pause, count, "keep") {
-		return
+	errorPause := minErrorPause
+	for {
+		err := sub.schedule(msg, id, pause, count, "keep")
+		if err == nil {
+			break
+		}
+		if errors.Is(err, errEncodeRetryCopy) {
+			sub.log.Error("schedule retry failed; the entry stays pending and is claimed again later",
+				slog.String("id", id), slog.String(core.LogError, err.Error()))
+			return
+		}
+		sub.warn("schedule retry failed; retrying", err, slog.String("id", id))
+		if !sub.pauseUntilAbandoned(errorPause) {
+			sub.log.Warn("schedule retry failed at close; the entry stays pending and is claimed again later",
+				slog.String("id", id), slog.String(core.LogError, err.Error()),
+				slog.Duration("claim_idle", sub.cfg.ClaimIdle))
+			return
+		}
+		errorPause = nextErrorPause(errorPause)
 	}
 
 	// The schedule runs on the server's clock, which read the time before
@@ -254,18 +298,38 @@ func (sub *subscription) park(msg *message.Message, id string) {
 	}
 }
 
+// pauseUntilAbandoned waits d, or returns false if the close timeout of a
+// closing subscription passes first.
+func (sub *subscription) pauseUntilAbandoned(d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-sub.abandon:
+		return false
+	}
+}
+
 // handBack returns a message that was not handled to the retry schedule,
 // due at once, so that another subscription of the handler takes it without
 // waiting for Config.ClaimIdle. count is the number of deliveries that
-// reached the handler.
+// reached the handler. If that fails, the entry stays pending and is
+// claimed again after Config.ClaimIdle.
 func (sub *subscription) handBack(msg *message.Message, id string, count int64) {
-	sub.schedule(msg, id, 0, count, "set")
+	if err := sub.schedule(msg, id, 0, count, "set"); err != nil {
+		sub.warn("hand back message failed; the entry stays pending and is claimed again later", err,
+			slog.String("id", id), slog.Duration("claim_idle", sub.cfg.ClaimIdle))
+	}
 }
 
+// errEncodeRetryCopy marks a message that cannot be copied for its retry.
+var errEncodeRetryCopy = errors.New("encode message for retry")
+
 // schedule stores a copy of msg and puts it in the retry schedule; see
-// parkScript for mode. It reports whether that succeeded.
+// parkScript for mode. Running it again after a lost reply is harmless.
 func (sub *subscription) schedule(msg *message.Message, id string, pause time.Duration, count int64,
-	mode string) bool {
+	mode string) error {
 	metadata := make(map[string]string, len(msg.Metadata))
 	for key, value := range msg.Metadata {
 		metadata[key] = value
@@ -274,8 +338,7 @@ func (sub *subscription) schedule(msg *message.Message, id string, pause time.Du
 	delete(metadata, core.MetadataDeliveryCount)
 	copyJSON, err := json.Marshal(parkedMessage{UUID: msg.UUID, Payload: msg.Payload, Metadata: metadata})
 	if err != nil {
-		sub.log.Error("encode message for retry failed", slog.String("id", id), slog.String(core.LogError, err.Error()))
-		return false
+		return fmt.Errorf("%w %s: %w", errEncodeRetryCopy, id, err)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), redisCallTimeout)
@@ -284,10 +347,7 @@ func (sub *subscription) schedule(msg *message.Message, id string, pause time.Du
 		[]string{sub.keys.stream, sub.keys.retries, sub.keys.state},
 		sub.keys.group, parkingConsumer, id, pause.Milliseconds(), copyJSON, count, mode).Err()
 	if err != nil {
-		sub.log.Error("schedule retry failed; the entry stays pending and is claimed again later",
-			slog.String("id", id), slog.String(core.LogError, err.Error()),
-			slog.Duration("claim_idle", sub.cfg.ClaimIdle))
-		return false
+		return fmt.Errorf("schedule retry of %s: %w", id, err)
 	}
-	return true
+	return nil
 }
