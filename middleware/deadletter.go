@@ -36,6 +36,10 @@ func (r *Retry) deadLetter(a *attempt, cause error) error {
 		return err
 	}
 
+	if ok, suppressed := r.dlqFailures.recovered(); ok {
+		r.log.LogAttrs(ctx, slog.LevelWarn, "dead letter write succeeded after failed writes",
+			slog.String(core.LogHandler, r.handler), slog.Int("suppressed", suppressed))
+	}
 	r.log.LogAttrs(ctx, core.LevelCritical, "event dead-lettered",
 		append(a.attrs(),
 			slog.String(core.LogError, cause.Error()),

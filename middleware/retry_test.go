@@ -514,6 +514,28 @@ func TestRetryInPlace(t *testing.T) {
 		require.Len(t, critical, 1)
 		require.Equal(t, "CRITICAL", critical[0][slog.LevelKey])
 	})
+
+	t.Run("HeldBackDLQFailuresCountedOnRecovery", func(t *testing.T) {
+		const failures = 5
+		f := newFixture(t, core.Policy{MaxRetries: -1})
+		f.dlq.failures.Store(failures)
+		for range failures + 2 {
+			ev, raw := newEvent(t)
+			var c calls
+			_, _ = f.retry.Middleware(c.script(errMailServer))(message.NewMessage(ev.EventID, raw))
+		}
+		require.Len(t, f.entries(t), 2)
+
+		failed := f.logs.records(t, "dead letter write failed; event left unacknowledged")
+		require.Len(t, failed, 1, "failed writes within a second must be logged once")
+		require.EqualValues(t, 0, failed[0]["suppressed"])
+		recovered := f.logs.records(t, "dead letter write succeeded after failed writes")
+		require.Len(t, recovered, 1, "only the first write after the failures must say so")
+		require.Equal(t, "WARN", recovered[0][slog.LevelKey])
+		require.Equal(t, handlerName, recovered[0][core.LogHandler])
+		require.EqualValues(t, failures-1, recovered[0]["suppressed"],
+			"the line must count the failed writes that were not logged")
+	})
 }
 
 //go:noinline

@@ -25,4 +25,31 @@ func TestThrottle(t *testing.T) {
 		require.True(t, ok, "a line after the interval must pass")
 		require.Equal(t, 5, suppressed, "the held-back lines must be counted")
 	})
+
+	t.Run("CountsHeldBackLinesOnRecovery", func(t *testing.T) {
+		var th throttle
+		start := time.Now()
+		ok, _ := th.recovered()
+		require.False(t, ok, "a success without failures must not be reported")
+
+		ok, _ = th.allow(start)
+		require.True(t, ok)
+		for i := range 3 {
+			ok, _ = th.allow(start.Add(time.Duration(i+1) * 100 * time.Millisecond))
+			require.False(t, ok)
+		}
+		ok, suppressed := th.recovered()
+		require.True(t, ok, "the first success after a logged failure must be reported")
+		require.Equal(t, 3, suppressed, "the held-back lines must be counted")
+		ok, _ = th.recovered()
+		require.False(t, ok, "a second success must not be reported")
+
+		ok, _ = th.allow(start.Add(500 * time.Millisecond))
+		require.False(t, ok, "a failure soon after recovery is still held back")
+		ok, _ = th.recovered()
+		require.False(t, ok, "a recovery is reported once per logged failure line")
+		ok, suppressed = th.allow(start.Add(failureLogInterval))
+		require.True(t, ok)
+		require.Equal(t, 1, suppressed, "a line held back after a recovery must be counted by the next line")
+	})
 }
