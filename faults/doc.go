@@ -1,6 +1,7 @@
 // Package faults holds the fault tests of deadletter: a consumer process
-// killed with SIGKILL and restarted, a bus cancelled while handlers run, and
-// a goroutine leak check. The tests are behind the build tag "faults", and
+// killed with SIGKILL and restarted, a bus cancelled while handlers run, a
+// DLQ that rejects writes for a while, handlers that hang past their
+// timeout, and a goroutine leak check. The tests are behind the build tag "faults", and
 // scripts/faults runs them. This package's own code is the consumer that the
 // tests start as a child process.
 package faults

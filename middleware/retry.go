@@ -198,6 +198,10 @@ func (r *Retry) run(a *attempt, h message.HandlerFunc) ([]*message.Message, erro
 // runWithTimeout gives the handler a copy of the message whose context ends
 // after timeout. A handler that ignores its context keeps running in the
 // background, but its attempt counts as failed at the deadline.
+//
+// TODO: bound the calls left running at their timeout. A handler that
+// ignores its context keeps one goroutine per timed-out attempt, beyond the
+// subscriber's MaxInFlight, until it returns.
 func runWithTimeout(h message.HandlerFunc, msg *message.Message, timeout time.Duration,
 	handler string) ([]*message.Message, error) {
 	ctx, cancel := context.WithTimeout(msg.Context(), timeout)

@@ -39,6 +39,12 @@ type DLQ struct {
 
 var _ core.DLQ = (*DLQ)(nil)
 
+// newDLQ creates the DLQ streams and counters bucket, or updates their
+// limits.
+//
+// TODO: create the DLQ stream again when it goes missing. Until then a
+// deleted DLQ stream fails every DLQ write with "no response from stream"
+// until the process restarts, and the events wait unacknowledged.
 func (a *Adapter) newDLQ(ctx context.Context) (*DLQ, error) {
 	stream, err := a.ensureStream(ctx, jetstream.StreamConfig{
 		Name:        a.names.dlqStream,
