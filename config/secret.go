@@ -4,10 +4,12 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+
+	"github.com/deadletter/deadletter/internal/redact"
 )
 
 // redacted replaces a secret in printed values.
-const redacted = "[redacted]"
+const redacted = redact.Placeholder
 
 // Secret is a password, token or webhook URL. It prints as "[redacted]" with
 // fmt, log/slog and encoding/json, so that a Config can be printed or
@@ -37,24 +39,18 @@ func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // ServerURL is a server address that may hold a user name and password,
 // such as redis://:password@host:6379/0. It prints without the password,
-// and as "[redacted]" when it cannot be parsed; Value returns it whole.
+// and as "[redacted]" when the password cannot be found in it; Value
+// returns it whole.
 type ServerURL string
 
 // Value returns the URL whole, password included, for the client.
 func (u ServerURL) Value() string { return string(u) }
 
 // String returns the URL with any password replaced by "xxxxx", or each
-// of several comma-separated URLs so redacted.
-func (u ServerURL) String() string {
-	if u == "" {
-		return ""
-	}
-	parts := strings.Split(string(u), ",")
-	for i, part := range parts {
-		parts[i] = redactURL(strings.TrimSpace(part))
-	}
-	return strings.Join(parts, ",")
-}
+// of several comma-separated URLs so redacted. A URL that does not parse,
+// or whose password an unescaped '/', '?' or '#' has cut, prints as
+// "[redacted]".
+func (u ServerURL) String() string { return redact.URL(string(u)) }
 
 // GoString keeps %#v from printing the password.
 func (u ServerURL) GoString() string { return `"` + u.String() + `"` }
@@ -65,24 +61,6 @@ func (u ServerURL) LogValue() slog.Value { return slog.StringValue(u.String()) }
 // MarshalText keeps encoding/json and other encoders from printing the
 // password.
 func (u ServerURL) MarshalText() ([]byte, error) { return []byte(u.String()), nil }
-
-// redactURL hides the password of one URL. A URL that does not parse is
-// hidden whole, since its password cannot be found in it. A user name
-// without a password is hidden too, because NATS reads it as a token.
-func redactURL(raw string) string {
-	parsed, err := url.Parse(raw)
-	if err != nil || parsed.Host == "" {
-		return redacted
-	}
-	if parsed.User == nil {
-		return parsed.String()
-	}
-	if _, hasPassword := parsed.User.Password(); !hasPassword {
-		parsed.User = url.User("xxxxx")
-		return parsed.String()
-	}
-	return parsed.Redacted()
-}
 
 // hostOf returns the host:port of a URL for messages, without any user
 // name or password, or "[redacted]" when it cannot be parsed.

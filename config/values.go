@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/deadletter/deadletter/core"
+	"github.com/deadletter/deadletter/internal/redact"
 )
 
 // The parsers below turn one raw value into a field's value. Their errors
@@ -155,7 +156,7 @@ func parseServerURL(v string, schemes []string, example string) (ServerURL, erro
 				example)
 		}
 		if !slices.Contains(schemes, parsed.Scheme) {
-			return "", fmt.Errorf("%q has scheme %q; use %s (example: %s)", redactURL(part), parsed.Scheme,
+			return "", fmt.Errorf("%q has scheme %q; use %s (example: %s)", redact.URL(part), parsed.Scheme,
 				joinOr(schemes, "://"), example)
 		}
 	}

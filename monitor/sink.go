@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
+
+	"github.com/deadletter/deadletter/internal/redact"
 )
 
 // Sink receives alerts. Send must return once the alert is delivered or has
@@ -49,14 +49,14 @@ func postJSON(ctx context.Context, client *http.Client, sink, target string, bod
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(payload))
 	if err != nil {
-		return fmt.Errorf("%s: build request: %w", sink, redactURL(err))
+		return fmt.Errorf("%s: build request: %w", sink, redact.URLError(err))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "deadletter-monitor")
 
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s: post alert: %w", sink, redactURL(err))
+		return fmt.Errorf("%s: post alert: %w", sink, redact.URLError(err))
 	}
 	defer resp.Body.Close()
 
@@ -66,13 +66,4 @@ func postJSON(ctx context.Context, client *http.Client, sink, target string, bod
 			strings.TrimSpace(string(snippet)))
 	}
 	return nil
-}
-
-// redactURL drops the URL that net/http puts in its errors.
-func redactURL(err error) error {
-	var urlErr *url.Error
-	if errors.As(err, &urlErr) {
-		return urlErr.Err
-	}
-	return err
 }

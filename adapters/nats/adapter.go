@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/deadletter/deadletter/core"
+	"github.com/deadletter/deadletter/internal/redact"
 )
 
 // setupTimeout bounds connecting and creating the streams when the adapter
@@ -57,7 +58,9 @@ func NewAdapter(cfg Config) (*Adapter, error) {
 			nats.MaxReconnects(-1),
 			nats.Timeout(setupTimeout))
 		if err != nil {
-			return nil, fmt.Errorf("connect to nats at %s: %w", cfg.URL, err)
+			// The URL may hold a password, and nats.go quotes it in the
+			// errors of a URL that does not parse.
+			return nil, fmt.Errorf("connect to nats at %s: %w", redact.URL(cfg.URL), redact.URLError(err))
 		}
 		owns = true
 	}
@@ -75,7 +78,7 @@ func NewAdapter(cfg Config) (*Adapter, error) {
 func newAdapter(cfg Config, conn *nats.Conn, owns bool) (*Adapter, error) {
 	js, err := jetstream.New(conn)
 	if err != nil {
-		return nil, fmt.Errorf("open jetstream on %s: %w", conn.ConnectedUrlRedacted(), err)
+		return nil, fmt.Errorf("open jetstream on %s: %w", redact.URL(conn.ConnectedUrl()), err)
 	}
 	a := &Adapter{cfg: cfg, names: newNames(cfg.Prefix), conn: conn, ownsConn: owns, js: js}
 	if version := conn.ConnectedServerVersion(); !serverAtLeast(version, 2, 10) {

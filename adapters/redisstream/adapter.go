@@ -13,6 +13,7 @@ import (
 
 	"github.com/deadletter/deadletter/core"
 	"github.com/deadletter/deadletter/internal/logthrottle"
+	"github.com/deadletter/deadletter/internal/redact"
 )
 
 // connectTimeout bounds the PING that checks the server when the adapter is
@@ -48,7 +49,7 @@ func NewAdapter(cfg Config) (*Adapter, error) {
 	if client == nil {
 		opts, err := redis.ParseURL(cfg.URL)
 		if err != nil {
-			return nil, fmt.Errorf("%w: redis adapter: URL: %s", core.ErrInvalidConfig, redactedParseError(err))
+			return nil, fmt.Errorf("%w: redis adapter: %s", core.ErrInvalidConfig, redactedParseError(cfg.URL, err))
 		}
 		// Every running subscription holds a connection while it waits for
 		// new entries, so the pool must be larger than the handler count.
@@ -163,14 +164,17 @@ func serverAddr(client redis.UniversalClient) string {
 	return "the configured server"
 }
 
-// redactedParseError describes a URL parse error without the URL, which
-// may hold a password. Only errors of net/url quote the URL; go-redis's own
-// errors name the part that is wrong.
-func redactedParseError(err error) string {
+// redactedParseError describes why raw is not a Redis URL without its
+// password. Errors of net/url quote the URL, or the part that failed, which
+// may be the password, so only the form is given for them. go-redis's own
+// errors quote the scheme, path or query, which are shown only when
+// redact.URL shows them too.
+func redactedParseError(raw string, err error) string {
 	const form = "expected redis://[user:password@]host:port/db or rediss://... for TLS"
+	redacted := redact.URL(raw)
 	var urlErr *url.Error
-	if errors.As(err, &urlErr) {
-		return fmt.Sprintf("it is not a valid URL (%v); %s", urlErr.Err, form)
+	if errors.As(err, &urlErr) || redacted == redact.Placeholder {
+		return "URL: not a valid URL (not shown, since it may hold a password); " + form
 	}
-	return fmt.Sprintf("%v; %s", err, form)
+	return fmt.Sprintf("URL %s: %v; %s", redacted, err, form)
 }

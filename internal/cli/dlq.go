@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"strings"
 	"time"
 
@@ -299,7 +298,8 @@ func writeIndented(w io.Writer, data []byte, id string) error {
 // nextPageHint returns the command line that lists the page after the
 // entry before: cmd's path with every flag the user gave, except --before
 // and --json, so that the next page comes from the same broker and
-// selection. Secret flags are left out and URL passwords are masked, since
+// selection. Secret flags are left out and URLs are redacted as
+// config.ServerURL prints them, hiding passwords and NATS tokens, since
 // the hint is printed on the terminal.
 func nextPageHint(cmd *cobra.Command, before string) string {
 	parts := []string{cmd.CommandPath()}
@@ -319,10 +319,8 @@ func nextPageHint(cmd *cobra.Command, before string) string {
 			}
 			return
 		}
-		if u, err := url.Parse(value); err == nil && u.User != nil {
-			if _, hasPassword := u.User.Password(); hasPassword {
-				value = u.Redacted()
-			}
+		if strings.Contains(value, "://") {
+			value = config.ServerURL(value).String()
 		}
 		parts = append(parts, "--"+f.Name, shellQuote(value))
 	})

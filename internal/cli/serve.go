@@ -38,7 +38,8 @@ func newServeCommand(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Serve Prometheus metrics of the DLQ on /metrics and a health check on /healthz",
 		Long: "serve exposes the DLQ's length, its dropped count and the newest entries by handler and\n" +
 			"event type on /metrics, read at each scrape, and answers /healthz with 200 while the broker\n" +
-			"answers and 503 otherwise. It listens on " + DefaultListen + " unless --listen says otherwise.\n" +
+			"answers and 503 otherwise. It listens on " + DefaultListen + " unless --listen says otherwise;\n" +
+			"the endpoints have no authentication, and serve warns when it listens beyond loopback.\n" +
 			"With --monitor it also runs the monitor, with the monitor command's flags.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -106,6 +107,7 @@ func runServe(ctx context.Context, b *broker, cfg serveConfig) error {
 	}()
 
 	addr := listener.Addr().String()
+	warnIfReachable(cfg.logger, listener.Addr())
 	cfg.logger.Info("serving metrics", slog.String("metrics", "http://"+addr+"/metrics"),
 		slog.String("health", "http://"+addr+"/healthz"), slog.String(core.LogStream, b.source))
 	if cfg.ready != nil {
@@ -119,6 +121,23 @@ func runServe(ctx context.Context, b *broker, cfg serveConfig) error {
 		return nil
 	}
 	return fmt.Errorf("serve metrics on %s: %w", addr, err)
+}
+
+// warnIfReachable logs a warning when a listener on addr accepts
+// connections from other hosts, since the endpoints have no
+// authentication.
+func warnIfReachable(logger *slog.Logger, addr net.Addr) {
+	if reachableBeyondHost(addr) {
+		logger.Warn("serving beyond loopback; /metrics and /healthz have no authentication, "+
+			"so limit who can reach them with a firewall or a proxy", slog.String("listen", addr.String()))
+	}
+}
+
+// reachableBeyondHost reports whether a listener on addr accepts
+// connections from other hosts: it does unless addr is a loopback address.
+func reachableBeyondHost(addr net.Addr) bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	return !ok || !tcp.IP.IsLoopback()
 }
 
 // serveMux returns the handler of /metrics and /healthz for a DLQ.
