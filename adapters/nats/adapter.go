@@ -14,12 +14,19 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/deadletter/deadletter/core"
+	"github.com/deadletter/deadletter/internal/logthrottle"
 	"github.com/deadletter/deadletter/internal/redact"
 )
 
 // setupTimeout bounds connecting and creating the streams when the adapter
 // is created.
 const setupTimeout = 10 * time.Second
+
+// reconnectWait is the pause between two rounds of reconnect attempts of a
+// connection the adapter opened, shorter than the nats.go default of 2 s so
+// that handlers resume soon after a server restart. nats.go v1.56 adds up to
+// 100 ms of jitter to it.
+const reconnectWait = 500 * time.Millisecond
 
 // Adapter connects deadletter to NATS JetStream. It is safe for concurrent
 // use.
@@ -38,6 +45,10 @@ type Adapter struct {
 	mu          sync.Mutex
 	subscribers []*Subscriber
 	closed      bool
+
+	// failures throttles the log lines of calls that fail for every
+	// message in flight, as while the server is unreachable.
+	failures logthrottle.Throttle
 }
 
 var _ core.Adapter = (*Adapter)(nil)
@@ -56,7 +67,16 @@ func NewAdapter(cfg Config) (*Adapter, error) {
 		conn, err = nats.Connect(cfg.URL,
 			nats.Name("deadletter"),
 			nats.MaxReconnects(-1),
-			nats.Timeout(setupTimeout))
+			nats.ReconnectWait(reconnectWait),
+			nats.Timeout(setupTimeout),
+			nats.DisconnectErrHandler(func(c *nats.Conn, err error) {
+				if !c.IsClosed() {
+					cfg.Logger.Warn("nats connection lost; reconnecting", slog.Any(core.LogError, err))
+				}
+			}),
+			nats.ReconnectHandler(func(c *nats.Conn) {
+				cfg.Logger.Info("nats connection restored", slog.String("server", redact.URL(c.ConnectedUrl())))
+			}))
 		if err != nil {
 			// The URL may hold a password, and nats.go quotes it in the
 			// errors of a URL that does not parse.

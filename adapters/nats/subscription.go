@@ -122,9 +122,11 @@ func (sub *subscription) pull(iter jetstream.MessagesContext) {
 				sub.nakBuffered(iter)
 				return
 			}
-			// With the default options Next returns an error only once
-			// the pull has ended for good, as when the consumer was
-			// deleted or the connection closed.
+			// With the default options Next returns an error once the
+			// pull has ended for good, as when the consumer was deleted
+			// or the connection closed, and when heartbeats stop, which
+			// can happen across a server restart. A new pull, after
+			// resubscribePause, also recreates a consumer the server lost.
 			sub.log.Warn("pull subscription ended; subscribing again", slog.String(core.LogError, err.Error()))
 			return
 		}
@@ -191,8 +193,8 @@ func (sub *subscription) deliver(msg jetstream.Msg) {
 	if target := msg.Headers().Get(replayHandlerHeader); target != "" && target != sub.handler {
 		// A replay for another handler of the same event type.
 		if err := msg.Ack(); err != nil {
-			sub.log.Warn("acknowledge replay for another handler failed; JetStream delivers it again after AckWait",
-				slog.String(core.LogError, err.Error()))
+			sub.warn(sub.log, "acknowledge replay for another handler failed; JetStream delivers it again after AckWait",
+				err)
 		}
 		return
 	}
@@ -233,7 +235,7 @@ func (sub *subscription) await(wm *message.Message, d delivery) {
 			return
 		case <-ticker.C:
 			if err := d.msg.InProgress(); err != nil {
-				d.log(sub.log).Warn("extend ack wait failed", slog.String(core.LogError, err.Error()))
+				sub.warn(d.log(sub.log), "extend ack wait failed", err)
 			}
 		case <-ending:
 			ending = nil
@@ -254,8 +256,7 @@ func (sub *subscription) await(wm *message.Message, d delivery) {
 // AckWait, so an ack is never lost without a redelivery.
 func (sub *subscription) ack(d delivery) {
 	if err := d.msg.Ack(); err != nil {
-		d.log(sub.log).Error("acknowledge message failed; JetStream delivers it again after AckWait",
-			slog.String(core.LogError, err.Error()))
+		sub.warn(d.log(sub.log), "acknowledge message failed; JetStream delivers it again after AckWait", err)
 	}
 	if !d.hasState {
 		return
@@ -263,8 +264,7 @@ func (sub *subscription) ack(d delivery) {
 	ctx, cancel := context.WithTimeout(context.Background(), sub.adapter.cfg.PublishTimeout)
 	defer cancel()
 	if err := sub.adapter.retryState.clear(ctx, d.stateSubject); err != nil {
-		d.log(sub.log).Warn("clear retry state failed; it expires after RetryStateMaxAge",
-			slog.String(core.LogError, err.Error()))
+		sub.warn(d.log(sub.log), "clear retry state failed; it expires after RetryStateMaxAge", err)
 	}
 }
 
@@ -283,8 +283,7 @@ func (sub *subscription) nackWithState(wm *message.Message, d delivery) {
 		_, err := sub.adapter.retryState.save(ctx, d.stateSubject, wm.Metadata)
 		cancel()
 		if err != nil {
-			d.log(sub.log).Warn("save retry state failed; the next delivery lacks the last error",
-				slog.String(core.LogError, err.Error()))
+			sub.warn(d.log(sub.log), "save retry state failed; the next delivery lacks the last error", err)
 		}
 	}
 	// TODO: keep a copy of a message waiting for its retry, as the Redis
@@ -295,17 +294,22 @@ func (sub *subscription) nackWithState(wm *message.Message, d delivery) {
 
 func (sub *subscription) nakLogged(d delivery, delay time.Duration) {
 	if err := nakWithDelay(d.msg, delay); err != nil {
-		d.log(sub.log).Error("nack message failed; JetStream delivers it again after AckWait",
-			slog.String(core.LogError, err.Error()))
+		sub.warn(d.log(sub.log), "nack message failed; JetStream delivers it again after AckWait", err)
 	}
 }
 
 // nak gives back a message that was never handed out.
 func (sub *subscription) nak(msg jetstream.Msg, delay time.Duration) {
 	if err := nakWithDelay(msg, delay); err != nil {
-		sub.log.Warn("give back buffered message failed; JetStream delivers it again after AckWait",
-			slog.String(core.LogError, err.Error()))
+		sub.warn(sub.log, "give back buffered message failed; JetStream delivers it again after AckWait", err)
 	}
+}
+
+// warn logs a failed call at warning level, at most once per
+// logthrottle.Interval for each message across the adapter, because while
+// the server is unreachable every message in flight fails the same way.
+func (sub *subscription) warn(logger *slog.Logger, msg string, err error) {
+	sub.adapter.failures.Log(logger, slog.LevelWarn, msg, slog.String(core.LogError, err.Error()))
 }
 
 func nakWithDelay(msg jetstream.Msg, delay time.Duration) error {
@@ -392,8 +396,7 @@ func (sub *subscription) restoreState(wm *message.Message, d *delivery) {
 	defer cancel()
 	state, found, err := sub.adapter.retryState.load(ctx, d.stateSubject)
 	if err != nil {
-		d.log(sub.log).Warn("load retry state failed; delivering without the last error",
-			slog.String(core.LogError, err.Error()))
+		sub.warn(d.log(sub.log), "load retry state failed; delivering without the last error", err)
 		return
 	}
 	d.hasState = found
