@@ -105,11 +105,11 @@ func (a *Adapter) ensureBucket(ctx context.Context) (jetstream.KeyValue, error) 
 }
 
 // Add publishes the entry and returns its stream sequence as its id. At
-// DLQMaxLen the stream drops its oldest entry, which Dropped counts.
+// DLQMaxLen the stream drops its oldest entry, which Dropped counts. Fields
+// too long for the header limit and event data too large for the server's
+// max payload are cut, with a note of their whole length.
 func (q *DLQ) Add(ctx context.Context, e core.Entry) (string, error) {
-	msg := nats.NewMsg(q.names.dlqSubject)
-	setEntryHeaders(msg, e.Fields())
-	msg.Data = e.EventData
+	msg := newEntryMsg(q.names.dlqSubject, e, q.js.Conn().MaxPayload())
 
 	ack, err := q.js.PublishMsg(ctx, msg)
 	if err != nil {

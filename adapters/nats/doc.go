@@ -30,6 +30,11 @@
 // space at either end are written as backslash escapes (\\, \n, \t, \x20).
 // Headers starting with "Nats-" belong to NATS and are not metadata.
 //
+// A message, headers and data, must fit in the server's max payload (1 MiB
+// by default). Publish rejects a message that leaves less than 64 KiB of it
+// free, which its DLQ entry's fields need, so that every event published
+// through the adapter can be dead-lettered whole.
+//
 // Subscribers set core.MetadataDeliveryCount to JetStream's delivery count,
 // core.MetadataSourceStream to the stream name and core.MetadataSourceID to
 // the stream sequence. A Nack becomes NakWithDelay with the pause in
@@ -58,12 +63,18 @@
 // An entry is one message on the DLQ stream: the event's JSON as the data
 // and every other field of core.Entry.Fields as a header, so that
 // `nats stream view DEADLETTER_DLQ` reads well. Its id is the stream
-// sequence, as a decimal. The stream keeps Config.DLQMaxLen (5,000) entries
-// and drops the oldest beyond. Dropped counts those as the stream's last
-// sequence, which counts every entry ever added, less the entries still
-// there and those removed by Delete and MoveToReplayed, which a counter in
-// the key-value bucket "<PREFIX>_DLQ_COUNTERS" records. Purging the stream
-// by hand counts its entries as dropped.
+// sequence, as a decimal. Header values are cut to fit JetStream's limit of
+// 64 KiB, the longest first, each ending with a note of its whole length.
+// The entry of a message that another tool published too large for it
+// keeps only the start of the data, and its error starts with a note of the
+// cut.
+//
+// The stream keeps Config.DLQMaxLen (5,000) entries and drops the oldest
+// beyond. Dropped counts those as the stream's last sequence, which counts
+// every entry ever added, less the entries still there and those removed by
+// Delete and MoveToReplayed, which a counter in the key-value bucket
+// "<PREFIX>_DLQ_COUNTERS" records. Purging the stream by hand counts its
+// entries as dropped.
 //
 // MoveToReplayed copies an entry to the replayed stream on a subject ending
 // with the entry's id, published only while that subject is empty, and

@@ -66,6 +66,9 @@ func (p *Publisher) publishWindow(ctx context.Context, subject string, msgs []*m
 		if err != nil {
 			return err
 		}
+		if err := checkEventSize(out, p.adapter.conn.MaxPayload()); err != nil {
+			return fmt.Errorf("publish message %s: %w", msg.UUID, err)
+		}
 		future, err := p.adapter.js.PublishMsgAsync(out)
 		if err != nil {
 			return fmt.Errorf("send message %s: %w", msg.UUID, err)
