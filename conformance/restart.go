@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	deadletter "github.com/deadletter/deadletter"
 	"github.com/deadletter/deadletter/core"
@@ -14,6 +15,7 @@ func restartContracts() []Contract {
 		{"RetryCountSurvivesRestart", checkRetryCountAfterRestart},
 		{"DLQSurvivesRestart", checkDLQAfterRestart},
 		{"CloseTwiceIsSafe", checkCloseTwice},
+		{"RunningHandlerFinishesOnClose", checkHandlerFinishesOnClose},
 	}
 }
 
@@ -112,4 +114,65 @@ func checkCloseTwice(t testing.TB, cfg Config) {
 		t.Errorf("a second Adapter.Close must return nil, as the suite's restarts close adapters before "+
 			"their cleanup does: %v", err)
 	}
+}
+
+// checkHandlerFinishesOnClose closes a bus while a handler runs. The
+// handler's context must not end with the shutdown, which would turn a
+// stopping service into failed attempts, and its success must be kept: a
+// reopened adapter must not deliver the event again.
+func checkHandlerFinishesOnClose(t testing.TB, cfg Config) {
+	a := cfg.NewAdapter(t)
+	eventType := newEventType("patient.registered")
+	started, release := make(chan struct{}), make(chan struct{})
+	var ctxErr error
+	var calls attempts
+	slow := handler{
+		name: "create_billing_account", eventType: eventType,
+		fn: func(ctx context.Context, ev core.Event) error {
+			if calls.record(ev) > 1 {
+				return nil
+			}
+			close(started)
+			select {
+			case <-release:
+			case <-time.After(cfg.Timeout):
+			}
+			ctxErr = ctx.Err()
+			return nil
+		},
+	}
+	bus := startBus(t, cfg, deadletter.Config{Adapter: a}, slow)
+	bus.publish(t, newEvent(t, eventType, nil))
+	select {
+	case <-started:
+	case <-time.After(cfg.Timeout):
+		t.Fatalf("the handler must receive the event within %s", cfg.Timeout)
+	}
+
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		bus.stop(t)
+	}()
+	// Give the shutdown time to reach the subscribers before the handler
+	// returns.
+	time.Sleep(cfg.Pause)
+	close(release)
+	<-stopped
+	if ctxErr != nil {
+		t.Errorf("a running handler's context must not end when its bus closes; it ended with %v", ctxErr)
+	}
+	if n := calls.count(); n != 1 {
+		t.Fatalf("the handler must run once before the bus closes, not %d times", n)
+	}
+	if cfg.Reopen == nil || !a.Capabilities().Durable {
+		return
+	}
+	closeAdapter(t, a)
+	reopened := cfg.Reopen(t, a)
+	startBus(t, cfg, deadletter.Config{Adapter: reopened}, slow)
+	holds(t, cfg.quietPeriod(), func() bool { return calls.count() == 1 }, func() string {
+		return fmt.Sprintf("an event handled while its bus closed must not be delivered again; the handler "+
+			"ran %d times", calls.count())
+	})
 }

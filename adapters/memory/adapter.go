@@ -2,6 +2,7 @@ package memory
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -14,6 +15,8 @@ type Adapter struct {
 	broker    *broker
 	publisher *Publisher
 	dlq       *DLQ
+
+	closeTimeout time.Duration
 }
 
 var _ core.Adapter = (*Adapter)(nil)
@@ -32,6 +35,8 @@ func New(cfg Config) (*Adapter, error) {
 		broker:    b,
 		publisher: newPublisher(b),
 		dlq:       dlq,
+
+		closeTimeout: cfg.CloseTimeout,
 	}, nil
 }
 
@@ -47,7 +52,7 @@ func (a *Adapter) Subscriber(handler string) (message.Subscriber, error) {
 	if handler == "" {
 		return nil, fmt.Errorf("%w: memory adapter: handler name is missing", core.ErrInvalidConfig)
 	}
-	s := &Subscriber{broker: a.broker, handler: handler}
+	s := &Subscriber{broker: a.broker, handler: handler, closeTimeout: a.closeTimeout}
 	if err := a.broker.addSubscriber(s); err != nil {
 		return nil, err
 	}

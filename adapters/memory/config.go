@@ -2,6 +2,7 @@ package memory
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/deadletter/deadletter/core"
 )
@@ -14,6 +15,10 @@ const (
 	// DefaultDLQMaxLen is the number of entries the DLQ keeps before it
 	// drops the oldest.
 	DefaultDLQMaxLen = 5_000
+
+	// DefaultCloseTimeout is how long closing a subscriber waits for
+	// running handlers.
+	DefaultCloseTimeout = 30 * time.Second
 )
 
 // Config configures an Adapter. The zero value is ready to use.
@@ -29,6 +34,12 @@ type Config struct {
 	// replayed store. Entries removed from the DLQ at the cap are counted
 	// by DLQ.Dropped. 0 means DefaultDLQMaxLen (5,000); -1 means no cap.
 	DLQMaxLen int
+
+	// CloseTimeout is how long closing a subscriber waits for the handlers
+	// that are running to settle their messages. A message still unsettled
+	// then is handed back to the handler's other subscribers. 0 means
+	// DefaultCloseTimeout (30 s).
+	CloseTimeout time.Duration
 }
 
 // Validate reports the first field of c that has no meaning, as an error
@@ -41,6 +52,9 @@ func (c Config) Validate() error {
 	case c.DLQMaxLen < -1:
 		return fmt.Errorf("%w: memory adapter: DLQMaxLen is %d; use -1 for no cap, 0 for the default or a positive count",
 			core.ErrInvalidConfig, c.DLQMaxLen)
+	case c.CloseTimeout < 0:
+		return fmt.Errorf("%w: memory adapter: CloseTimeout is %s; use 0 for the default or a positive duration",
+			core.ErrInvalidConfig, c.CloseTimeout)
 	}
 	return nil
 }
@@ -50,6 +64,9 @@ func (c Config) Validate() error {
 func (c Config) withDefaults() Config {
 	c.StreamMaxLen = capOrDefault(c.StreamMaxLen, DefaultStreamMaxLen)
 	c.DLQMaxLen = capOrDefault(c.DLQMaxLen, DefaultDLQMaxLen)
+	if c.CloseTimeout == 0 {
+		c.CloseTimeout = DefaultCloseTimeout
+	}
 	return c
 }
 

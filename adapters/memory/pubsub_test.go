@@ -2,6 +2,7 @@ package memory
 
 import (
 	"testing"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/tests"
@@ -14,7 +15,9 @@ import (
 // retained event, but the suite's plain subscribers share one group, so a
 // new one does not receive events another has already handled.
 func TestWatermillPubSub(t *testing.T) {
-	adapter, err := New(Config{StreamMaxLen: -1})
+	// The suite expects a message's context to end within 15 s of closing
+	// a subscriber that never settled it.
+	adapter, err := New(Config{StreamMaxLen: -1, CloseTimeout: 100 * time.Millisecond})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, adapter.Close()) })
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -13,8 +14,9 @@ import (
 // Subscriber delivers the events of its topics to one handler. Subscribers
 // of the same handler share its events, so each event goes to one of them.
 type Subscriber struct {
-	broker  *broker
-	handler string
+	broker       *broker
+	handler      string
+	closeTimeout time.Duration
 
 	mu      sync.Mutex
 	closed  bool
@@ -89,7 +91,10 @@ func (s *Subscriber) emit(ctx context.Context, g *group, topic string, out chan<
 			return
 		}
 
-		msgCtx, cancelMsg := context.WithCancel(ctx)
+		// The message's context does not end with the subscription, so
+		// that closing lets a running handler finish; watch waits for it
+		// up to the close timeout.
+		msgCtx, cancelMsg := context.WithCancel(context.WithoutCancel(ctx))
 		msg := d.message(msgCtx, topic)
 		select {
 		case out <- msg:
@@ -107,8 +112,9 @@ func (s *Subscriber) emit(ctx context.Context, g *group, topic string, out chan<
 }
 
 // watch waits for the message's acknowledgement. A nack schedules the next
-// delivery, and a subscriber that closes first hands the message back to
-// the group at once. The message's context ends either way.
+// delivery. A subscriber that closes first waits up to its close timeout,
+// then hands the message back to the group. The message's context ends
+// either way.
 func (s *Subscriber) watch(ctx context.Context, g *group, d *delivery, msg *message.Message,
 	cancelMsg context.CancelFunc) {
 	defer s.running.Done()
@@ -123,13 +129,15 @@ func (s *Subscriber) watch(ctx context.Context, g *group, d *delivery, msg *mess
 	case <-ctx.Done():
 	}
 
-	// An acknowledgement that raced the close wins, so that an event
-	// handled just in time is not delivered again.
+	// A running handler gets up to the close timeout to settle its
+	// message; one still running then has its message handed back.
+	timer := time.NewTimer(s.closeTimeout)
+	defer timer.Stop()
 	select {
 	case <-msg.Acked():
 	case <-msg.Nacked():
 		s.broker.nack(g, d, msg.Metadata)
-	default:
+	case <-timer.C:
 		s.broker.requeue(g, d, d.state)
 	}
 }

@@ -20,8 +20,14 @@ func TestMain(m *testing.M) {
 
 const waitTimeout = 5 * time.Second
 
+// newAdapter returns an adapter for cfg, closed when the test ends. Its
+// subscribers wait 100 ms for unsettled messages at close unless cfg says
+// otherwise.
 func newAdapter(t *testing.T, cfg memory.Config) *memory.Adapter {
 	t.Helper()
+	if cfg.CloseTimeout == 0 {
+		cfg.CloseTimeout = 100 * time.Millisecond
+	}
 	adapter, err := memory.New(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, adapter.Close()) })

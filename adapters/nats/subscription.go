@@ -201,7 +201,10 @@ func (sub *subscription) deliver(msg jetstream.Msg) {
 
 	wm, delivery := sub.toWatermill(msg)
 
-	msgCtx, cancel := context.WithCancel(sub.ctx)
+	// The message's context does not end with the subscription's, so that
+	// a shutdown lets running handlers finish instead of failing them
+	// mid-attempt; await waits for them up to CloseTimeout.
+	msgCtx, cancel := context.WithCancel(context.WithoutCancel(sub.ctx))
 	defer cancel()
 	wm.SetContext(msgCtx)
 
