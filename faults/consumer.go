@@ -27,8 +27,11 @@ var Handlers = []string{"fault_audit", "fault_billing", "fault_email"}
 var Policy = core.Policy{Initial: 10 * time.Millisecond, MaxRetries: 3}
 
 // ClaimIdle is how long an entry of a killed consumer waits before a live
-// one takes it over (Redis ClaimIdle, NATS AckWait).
-const ClaimIdle = 300 * time.Millisecond
+// one takes it over (Redis ClaimIdle, NATS AckWait). Under the race
+// detector on two shared cores, a live consumer sometimes held a message
+// for over 300 ms before its handler ran, and with 300 ms here those
+// messages were taken over and handled twice.
+const ClaimIdle = time.Second
 
 // ConsumerConfig configures a fault consumer.
 type ConsumerConfig struct {

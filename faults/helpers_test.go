@@ -105,15 +105,19 @@ func (c *consumer) kill(t *testing.T) {
 	}
 }
 
-// stop sends SIGTERM, waits for a clean exit and fails the test on a race
-// report or an error.
+// stopBound is how long a consumer may take to exit after SIGTERM: the
+// bus's CloseTimeout for running handlers, plus the adapter's.
+const stopBound = 10 * time.Second
+
+// stop sends SIGTERM, waits for a clean exit within stopBound and fails the
+// test on a race report or an error.
 func (c *consumer) stop(t *testing.T) {
 	t.Helper()
 	require.NoError(t, c.cmd.Process.Signal(syscall.SIGTERM))
 	select {
 	case <-c.exited:
-	case <-time.After(scenarioTimeout):
-		t.Fatalf("consumer did not stop within %s after SIGTERM", scenarioTimeout)
+	case <-time.After(stopBound):
+		t.Fatalf("consumer did not stop within %s after SIGTERM\n%s", stopBound, c.stderr)
 	}
 	require.NoError(t, c.err, "consumer stderr:\n%s", c.stderr)
 	require.NotContains(t, c.stderr.String(), "DATA RACE")

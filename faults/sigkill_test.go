@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,14 +29,30 @@ import (
 const failRate = 0.05
 
 func TestSIGKILL(t *testing.T) {
-	t.Run("LosesNoEventOnRedis", func(t *testing.T) {
-		runKillScenario(t, ConsumerConfig{
+	runOnBothAdapters(t, "LosesNoEvent", func(t *testing.T, cfg ConsumerConfig) {
+		runKillScenario(t, cfg, syscall.SIGKILL)
+	})
+}
+
+// TestSIGTERM stops consumers the way a service manager does: handlers
+// finish and acknowledge, so few events are handled twice.
+func TestSIGTERM(t *testing.T) {
+	runOnBothAdapters(t, "LosesNoEvent", func(t *testing.T, cfg ConsumerConfig) {
+		runKillScenario(t, cfg, syscall.SIGTERM)
+	})
+}
+
+// runOnBothAdapters runs scenario as the subtests name+"OnRedis" and
+// name+"OnNATS", each with a new prefix.
+func runOnBothAdapters(t *testing.T, name string, scenario func(*testing.T, ConsumerConfig)) {
+	t.Run(name+"OnRedis", func(t *testing.T) {
+		scenario(t, ConsumerConfig{
 			Adapter:   "redis",
 			BrokerURL: testredis.URL(t),
 			Prefix:    testredis.Prefix(),
 		})
 	})
-	t.Run("LosesNoEventOnNATS", func(t *testing.T) {
+	t.Run(name+"OnNATS", func(t *testing.T) {
 		url := natsURL(t)
 		prefix := "t" + uuid.NewString()[:8]
 		t.Cleanup(func() {
@@ -43,7 +60,7 @@ func TestSIGKILL(t *testing.T) {
 			defer cancel()
 			_ = nats.DeleteStreams(ctx, url, prefix)
 		})
-		runKillScenario(t, ConsumerConfig{Adapter: "nats", BrokerURL: url, Prefix: prefix})
+		scenario(t, ConsumerConfig{Adapter: "nats", BrokerURL: url, Prefix: prefix})
 	})
 }
 
@@ -60,10 +77,10 @@ func natsURL(t *testing.T) string {
 	return url
 }
 
-// runKillScenario publishes events while it kills the consumer with
-// SIGKILL a few times, then lets a last consumer finish and checks that
+// runKillScenario publishes events while it stops the consumer with sig a
+// few times, then lets a last consumer finish and checks that
 // every handler handled or dead-lettered every event.
-func runKillScenario(t *testing.T, cfg ConsumerConfig) {
+func runKillScenario(t *testing.T, cfg ConsumerConfig, sig syscall.Signal) {
 	n := eventCount(t)
 	cfg.RecordURL = testredis.URL(t)
 	cfg.RecordKey = "test-" + uuid.NewString()[:8] + ":faults"
@@ -91,11 +108,18 @@ func runKillScenario(t *testing.T, cfg ConsumerConfig) {
 	kills := 3 + rand.IntN(3)
 	published := publishPaced(t, publisher, events, time.Duration(kills)*400*time.Millisecond)
 
+	var longestStop time.Duration
 	for i := range kills {
 		c := startConsumer(t, cfg)
 		time.Sleep(time.Duration(150+rand.IntN(650)) * time.Millisecond)
-		c.kill(t)
-		t.Logf("kill %d of %d: SIGKILL sent to consumer %d", i+1, kills, c.cmd.Process.Pid)
+		if sig == syscall.SIGKILL {
+			c.kill(t)
+		} else {
+			started := time.Now()
+			c.stop(t)
+			longestStop = max(longestStop, time.Since(started))
+		}
+		t.Logf("stop %d of %d: %s sent to consumer %d", i+1, kills, sig, c.cmd.Process.Pid)
 	}
 	select {
 	case err := <-published:
@@ -116,7 +140,11 @@ func runKillScenario(t *testing.T, cfg ConsumerConfig) {
 	last.stop(t)
 	tally = count(t, records, adapter.DLQ(), cfg.RecordKey, ids)
 
-	report(t, "sigkill", cfg.Adapter, n, len(Handlers), tally, fmt.Sprintf("%d kills", kills))
+	scenario, note := "sigkill", fmt.Sprintf("%d kills", kills)
+	if sig != syscall.SIGKILL {
+		scenario, note = "sigterm", fmt.Sprintf("%d stops, longest %s", kills, longestStop.Round(time.Millisecond))
+	}
+	report(t, scenario, cfg.Adapter, n, len(Handlers), tally, note)
 	logDLQReasons(t, adapter.DLQ())
 	require.Zero(t, tally.lost, "every event must be handled or dead-lettered by every handler")
 	require.Zero(t, tally.unknown, "the DLQ must hold only events the test published")
