@@ -13,9 +13,12 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
+	"github.com/deadletter/deadletter/adapters/nats"
 	"github.com/deadletter/deadletter/adapters/redisstream"
 	"github.com/deadletter/deadletter/core"
 	"github.com/deadletter/deadletter/internal/testredis"
@@ -402,19 +405,115 @@ func TestMalformedEntryDoesNotBlockTheDLQ(t *testing.T) {
 	s := seed(t, map[string]int{"sync_to_legacy/patient.registered": 2})
 	prefix := s.flags[3]
 	client := testredis.Client(t)
-	malformed, err := client.XAdd(context.Background(), &redis.XAddArgs{
-		Stream: prefix + ":dlq", Values: []any{"event_data", "a\x01b\xff", "failed_at", "yesterday"},
-	}).Result()
-	require.NoError(t, err)
+	// Entries that other tools might add to the DLQ stream.
+	malformed := map[string][]any{
+		"BadTime":         {"event_data", "a\x01b\xff", "failed_at", "yesterday"},
+		"UnknownFields":   {"", "", "x", "y"},
+		"HugeNumbers":     {"handler", "h", "attempts", "99999999999999999999", "replay_count", "-1e9"},
+		"InvalidUTF8":     {"handler", "h\xc3\x28", "error", "\xff\x1b[31m", "event_type", "\xfe"},
+		"YearOutOfRange":  {"handler", "h", "failed_at", "9999-12-31T23:00:00-05:00"},
+		"EmptyEventData":  {"event_data", "", "error_type", "decode"},
+		"LargeEventData":  {"event_data", strings.Repeat("\x00", 200<<10), "handler", "h"},
+		"OnlyEventDataOK": {"event_data", `{"event_type":"a.b"}`},
+	}
+	ids := map[string]string{}
+	for name, values := range malformed {
+		id, err := client.XAdd(context.Background(), &redis.XAddArgs{Stream: prefix + ":dlq", Values: values}).Result()
+		require.NoError(t, err)
+		ids[name] = id
+	}
 
-	code, out, stderr := runCLI(t, append([]string{"dlq", "list"}, s.flags...)...)
+	code, out, stderr := runCLI(t, append([]string{"dlq", "list", "--limit", "100"}, s.flags...)...)
 	require.Equal(t, 0, code, stderr)
-	require.Contains(t, out, malformed, "a malformed entry must still be listed")
+	require.True(t, utf8.ValidString(out), "the table must be valid UTF-8")
+	require.NotContains(t, out, "\x1b", "the table must not print a raw escape character")
+	for name, id := range ids {
+		require.Contains(t, out, id, "malformed entry %s must still be listed", name)
+	}
+	code, out, stderr = runCLI(t, append([]string{"dlq", "list", "--json", "--limit", "100"}, s.flags...)...)
+	require.Equal(t, 0, code, stderr)
+	require.True(t, json.Valid([]byte(out)), "the JSON listing must be valid JSON")
 	code, _, stderr = runCLI(t, append([]string{"dlq", "stats"}, s.flags...)...)
 	require.Equal(t, 0, code, stderr)
-	code, _, stderr = runCLI(t, append([]string{"dlq", "delete", "--yes", malformed}, s.flags...)...)
-	require.Equal(t, 0, code, "a malformed entry must be deletable: %s", stderr)
+	code, _, stderr = runCLI(t, append([]string{"dlq", "replay", "--all", "--dry-run"}, s.flags...)...)
+	require.Equal(t, 0, code, "a dry run must go past malformed entries: %s", stderr)
+
+	for name, id := range ids {
+		code, out, stderr := runCLI(t, append([]string{"dlq", "show", id}, s.flags...)...)
+		require.Equal(t, 0, code, "malformed entry %s must be shown: %s", name, stderr)
+		require.True(t, utf8.ValidString(out), "entry %s must be shown as valid UTF-8", name)
+		require.NotContains(t, out, "\x1b", "entry %s must not print a raw escape character", name)
+		code, out, stderr = runCLI(t, append([]string{"dlq", "show", "--json", id}, s.flags...)...)
+		require.Equal(t, 0, code, "malformed entry %s must be shown as JSON: %s", name, stderr)
+		require.True(t, json.Valid([]byte(out)), "entry %s must be shown as valid JSON", name)
+	}
+
+	deleteArgs := []string{"dlq", "delete", "--yes"}
+	for _, id := range ids {
+		deleteArgs = append(deleteArgs, id)
+	}
+	code, _, stderr = runCLI(t, append(deleteArgs, s.flags...)...)
+	require.Equal(t, 0, code, "malformed entries must be deletable: %s", stderr)
 	n, err := s.dlq.Len(context.Background())
 	require.NoError(t, err)
 	require.EqualValues(t, 2, n)
+}
+
+func TestMalformedNATSEntryDoesNotBlockTheDLQ(t *testing.T) {
+	url := natsURL(t)
+	prefix := "malformed-" + uuid.NewString()[:8]
+	t.Cleanup(func() { deleteNATSStreams(t, url, prefix) })
+	adapter, err := nats.NewAdapter(nats.Config{URL: url, Prefix: prefix})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = adapter.Close() })
+	flags := []string{"--broker", "nats", "--nats-url", url, "--prefix", prefix}
+
+	conn, err := natsgo.Connect(url)
+	require.NoError(t, err)
+	t.Cleanup(conn.Close)
+	js, err := jetstream.New(conn)
+	require.NoError(t, err)
+	// Messages that other tools might publish on the DLQ subject.
+	malformed := map[string]*natsgo.Msg{
+		"NoHeaders": {Data: []byte("\x00\xff binary")},
+		"BadEscapes": {Header: natsgo.Header{"handler": {`broken\q`}, "error": {`ends\`}, "event_id": {`\x4`}},
+			Data: []byte(`{}`)},
+		"WrongTypes": {Header: natsgo.Header{"failed_at": {"yesterday"}, "attempts": {"99999999999999999999"},
+			"replay_count": {"four"}}},
+		"InvalidUTF8": {Header: natsgo.Header{"handler": {"h\xc3\x28"}, "error": {"\xff\\x1b[31m"}}},
+	}
+	ids := map[string]string{}
+	for name, msg := range malformed {
+		msg.Subject = prefix + ".dlq"
+		ack, err := js.PublishMsg(context.Background(), msg)
+		require.NoError(t, err)
+		ids[name] = fmt.Sprint(ack.Sequence)
+	}
+
+	code, out, stderr := runCLI(t, append([]string{"dlq", "list"}, flags...)...)
+	require.Equal(t, 0, code, stderr)
+	require.NotContains(t, out, "\x1b", "the table must not print a raw escape character")
+	for name, id := range ids {
+		require.Contains(t, out, id, "malformed entry %s must still be listed", name)
+	}
+	code, _, stderr = runCLI(t, append([]string{"dlq", "stats"}, flags...)...)
+	require.Equal(t, 0, code, stderr)
+	for name, id := range ids {
+		code, out, stderr := runCLI(t, append([]string{"dlq", "show", id}, flags...)...)
+		require.Equal(t, 0, code, "malformed entry %s must be shown: %s", name, stderr)
+		require.True(t, utf8.ValidString(out), "entry %s must be shown as valid UTF-8", name)
+		code, out, stderr = runCLI(t, append([]string{"dlq", "show", "--json", id}, flags...)...)
+		require.Equal(t, 0, code, "malformed entry %s must be shown as JSON: %s", name, stderr)
+		require.True(t, json.Valid([]byte(out)), "entry %s must be shown as valid JSON", name)
+	}
+
+	deleteArgs := []string{"dlq", "delete", "--yes"}
+	for _, id := range ids {
+		deleteArgs = append(deleteArgs, id)
+	}
+	code, _, stderr = runCLI(t, append(deleteArgs, flags...)...)
+	require.Equal(t, 0, code, "malformed entries must be deletable: %s", stderr)
+	n, err := adapter.DLQ().Len(context.Background())
+	require.NoError(t, err)
+	require.Zero(t, n)
 }
