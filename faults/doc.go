@@ -1,7 +1,8 @@
 // Package faults holds the fault tests of deadletter: a consumer process
 // killed with SIGKILL and restarted, a bus cancelled while handlers run, a
 // DLQ that rejects writes for a while, handlers that hang past their
-// timeout, and a goroutine leak check. The tests are behind the build tag "faults", and
+// timeout, a broker stopped and started again while events flow, and a
+// goroutine leak check. The tests are behind the build tag "faults", and
 // scripts/faults runs them. This package's own code is the consumer that the
 // tests start as a child process.
 package faults
