@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -54,6 +55,11 @@ type ConsumerConfig struct {
 	// FailRate is the fraction of handler calls that fail.
 	FailRate float64
 
+	// PoisonRate is the fraction of (event, handler) pairs whose handler
+	// fails on every attempt, so that they end in the DLQ. Poisoned
+	// reports which pairs they are.
+	PoisonRate float64
+
 	// MaxInFlight is the adapter's MaxInFlight. 0 means its default. The
 	// child process always uses the default.
 	MaxInFlight int
@@ -68,6 +74,7 @@ const (
 	envRecordURL = "FAULTS_RECORD_URL"
 	envRecordKey = "FAULTS_RECORD_KEY"
 	envFailRate  = "FAULTS_FAIL_RATE"
+	envPoison    = "FAULTS_POISON_RATE"
 )
 
 // Environ returns cfg as environment variables for ConsumerFromEnv.
@@ -80,6 +87,7 @@ func (cfg ConsumerConfig) Environ() []string {
 		envRecordURL + "=" + cfg.RecordURL,
 		envRecordKey + "=" + cfg.RecordKey,
 		fmt.Sprintf("%s=%g", envFailRate, cfg.FailRate),
+		fmt.Sprintf("%s=%g", envPoison, cfg.PoisonRate),
 	}
 }
 
@@ -94,6 +102,9 @@ func ConsumerFromEnv() (ConsumerConfig, error) {
 	}
 	if _, err := fmt.Sscan(os.Getenv(envFailRate), &cfg.FailRate); err != nil {
 		return cfg, fmt.Errorf("read %s: %w", envFailRate, err)
+	}
+	if _, err := fmt.Sscan(os.Getenv(envPoison), &cfg.PoisonRate); err != nil {
+		return cfg, fmt.Errorf("read %s: %w", envPoison, err)
 	}
 	return cfg, nil
 }
@@ -133,6 +144,18 @@ func NewAdapter(cfg ConsumerConfig, logger *slog.Logger) (core.Adapter, error) {
 // errInjected is the failure a handler returns on purpose.
 var errInjected = errors.New("injected failure")
 
+// errPoisoned is the failure of every attempt of a poisoned pair.
+var errPoisoned = errors.New("poisoned event")
+
+// Poisoned reports whether handler fails every attempt at the event
+// eventID. The choice depends only on the pair, so that every consumer
+// process makes the same one.
+func (cfg ConsumerConfig) Poisoned(eventID, handler string) bool {
+	h := fnv.New64a()
+	h.Write([]byte(handler + " " + eventID))
+	return float64(h.Sum64()%1_000_000) < cfg.PoisonRate*1_000_000
+}
+
 // RunConsumer runs a bus with the handlers of the fault tests until ctx
 // ends. It writes "ready" to stdout once every handler has subscribed.
 func RunConsumer(ctx context.Context, cfg ConsumerConfig) error {
@@ -164,6 +187,9 @@ func RunConsumer(ctx context.Context, cfg ConsumerConfig) error {
 		key := cfg.RecordKey + ":" + name
 		handle := func(ctx context.Context, ev core.Event) error {
 			time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond)
+			if cfg.Poisoned(ev.EventID, name) {
+				return errPoisoned
+			}
 			if rand.Float64() < cfg.FailRate {
 				return errInjected
 			}

@@ -28,6 +28,10 @@ import (
 // failRate is the fraction of handler calls that fail on purpose.
 const failRate = 0.05
 
+// killPoisonRate is the fraction of (event, handler) pairs that fail on every
+// attempt, so that DLQ writes happen while consumers are stopped.
+const killPoisonRate = 0.01
+
 func TestSIGKILL(t *testing.T) {
 	runOnBothAdapters(t, "LosesNoEvent", func(t *testing.T, cfg ConsumerConfig) {
 		runKillScenario(t, cfg, syscall.SIGKILL)
@@ -85,6 +89,7 @@ func runKillScenario(t *testing.T, cfg ConsumerConfig, sig syscall.Signal) {
 	cfg.RecordURL = testredis.URL(t)
 	cfg.RecordKey = "test-" + uuid.NewString()[:8] + ":faults"
 	cfg.FailRate = failRate
+	cfg.PoisonRate = killPoisonRate
 	records := testredis.Client(t)
 	t.Cleanup(func() {
 		keys := make([]string, len(Handlers))
@@ -140,14 +145,45 @@ func runKillScenario(t *testing.T, cfg ConsumerConfig, sig syscall.Signal) {
 	last.stop(t)
 	tally = count(t, records, adapter.DLQ(), cfg.RecordKey, ids)
 
+	poisoned, poisonedDead := poisonedPairs(t, cfg, adapter.DLQ(), events)
 	scenario, note := "sigkill", fmt.Sprintf("%d kills", kills)
 	if sig != syscall.SIGKILL {
 		scenario, note = "sigterm", fmt.Sprintf("%d stops, longest %s", kills, longestStop.Round(time.Millisecond))
 	}
+	note += fmt.Sprintf("; %d of %d poisoned pairs dead-lettered", poisonedDead, poisoned)
 	report(t, scenario, cfg.Adapter, n, len(Handlers), tally, note)
 	logDLQReasons(t, adapter.DLQ())
 	require.Zero(t, tally.lost, "every event must be handled or dead-lettered by every handler")
 	require.Zero(t, tally.unknown, "the DLQ must hold only events the test published")
+	require.Equal(t, poisoned, poisonedDead, "every poisoned pair must be dead-lettered")
+}
+
+// poisonedPairs returns how many (event, handler) pairs of events cfg
+// poisons, and how many of them have a DLQ entry with the poison error.
+func poisonedPairs(t *testing.T, cfg ConsumerConfig, dlq core.DLQ, events []core.Event) (poisoned, dead int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	entries, err := allEntries(ctx, dlq)
+	require.NoError(t, err)
+	found := map[string]bool{}
+	for _, e := range entries {
+		if e.Error == errPoisoned.Error() {
+			found[e.Handler+" "+e.EventID] = true
+		}
+	}
+	for _, ev := range events {
+		for _, h := range Handlers {
+			if !cfg.Poisoned(ev.EventID, h) {
+				continue
+			}
+			poisoned++
+			if found[h+" "+ev.EventID] {
+				dead++
+			}
+		}
+	}
+	return poisoned, dead
 }
 
 // publishPaced publishes events in batches spread over about d, and
