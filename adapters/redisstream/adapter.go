@@ -56,6 +56,10 @@ func NewAdapter(cfg Config) (*Adapter, error) {
 		if opts.PoolSize < DefaultPoolSize {
 			opts.PoolSize = DefaultPoolSize
 		}
+		// Without it, go-redis ignores a context's deadline while it waits
+		// for a reply, so a call to a server that hangs takes the 5 s read
+		// timeout of go-redis v9.23 per try, whatever the caller's deadline.
+		opts.ContextTimeoutEnabled = true
 		client, owns = redis.NewClient(opts), true
 	}
 

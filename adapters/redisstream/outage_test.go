@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -95,6 +97,66 @@ func (b *logBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// freezingProxy forwards connections to a real Redis server and, while it
+// is frozen, forwards nothing, as a server that hangs: writes succeed and
+// no reply comes.
+type freezingProxy struct {
+	frozen   atomic.Bool
+	listener net.Listener
+}
+
+// startFreezingProxy starts a proxy to the test server and returns it with
+// a URL for it.
+func startFreezingProxy(t *testing.T) (*freezingProxy, string) {
+	t.Helper()
+	opts, err := redis.ParseURL(testredis.URL(t))
+	require.NoError(t, err)
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &freezingProxy{listener: listener}
+	t.Cleanup(func() { _ = listener.Close() })
+	go p.accept(opts.Addr)
+	return p, fmt.Sprintf("redis://%s/%d", listener.Addr(), opts.DB)
+}
+
+func (p *freezingProxy) accept(target string) {
+	for {
+		client, err := p.listener.Accept()
+		if err != nil {
+			return
+		}
+		server, err := net.Dial("tcp", target)
+		if err != nil {
+			_ = client.Close()
+			continue
+		}
+		go p.forward(client, server)
+		go p.forward(server, client)
+	}
+}
+
+// forward copies from src to dst, holding each chunk while the proxy is
+// frozen.
+func (p *freezingProxy) forward(src, dst net.Conn) {
+	defer src.Close()
+	defer dst.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		for p.frozen.Load() {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // endOutageAfter brings the hook back up after d.
@@ -215,5 +277,27 @@ func TestBrokerOutage(t *testing.T) {
 		for msg, n := range lines {
 			require.Equal(t, 1, n, "%q must be logged once per second across subscriptions, not %d times", msg, n)
 		}
+	})
+
+	t.Run("PublishEndsWithContextWhileServerHangs", func(t *testing.T) {
+		proxy, url := startFreezingProxy(t)
+		a, err := redisstream.NewAdapter(redisstream.Config{URL: url, Prefix: testredis.Prefix()})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = a.Close() })
+		bus := newBus(t, a, deadletter.Config{})
+		require.NoError(t, bus.Publish(context.Background(), newEvent(t, "patient.registered")))
+
+		proxy.frozen.Store(true)
+		t.Cleanup(func() { proxy.frozen.Store(false) })
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		err = bus.Publish(ctx, newEvent(t, "patient.registered"))
+		took := time.Since(start)
+
+		require.Error(t, err, "a publish to a server that does not reply must fail")
+		// Without the context's deadline on the socket, go-redis v9.23
+		// waits its read timeout of 5 s.
+		require.Less(t, took, time.Second, "a publish must end soon after its context's deadline")
 	})
 }
