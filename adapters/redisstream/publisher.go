@@ -32,6 +32,9 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 		return nil
 	}
 
+	// TODO: bound a publish whose context has no deadline, as the NATS
+	// adapter's PublishTimeout does; against a server that hangs it takes
+	// about 35 s with the client defaults of go-redis v9.23.
 	ctx := context.Background()
 	if msgs[0].Context() != nil {
 		ctx = msgs[0].Context()
