@@ -195,45 +195,6 @@ func (r *Retry) run(a *attempt, h message.HandlerFunc) ([]*message.Message, erro
 	return runWithTimeout(h, a.msg, r.policy.Timeout, r.handler)
 }
 
-// runWithTimeout gives the handler a copy of the message whose context ends
-// after timeout. A handler that ignores its context keeps running in the
-// background, but its attempt counts as failed at the deadline.
-//
-// TODO: bound the calls left running at their timeout. A handler that
-// ignores its context keeps one goroutine per timed-out attempt, beyond the
-// subscriber's MaxInFlight, until it returns.
-func runWithTimeout(h message.HandlerFunc, msg *message.Message, timeout time.Duration,
-	handler string) ([]*message.Message, error) {
-	ctx, cancel := context.WithTimeout(msg.Context(), timeout)
-	defer cancel()
-
-	attemptMsg := msg.Copy()
-	attemptMsg.SetContext(ctx)
-
-	type result struct {
-		produced []*message.Message
-		err      error
-	}
-	done := make(chan result, 1)
-	go func() {
-		produced, err := callRecovering(h, attemptMsg)
-		done <- result{produced, err}
-	}()
-
-	select {
-	case res := <-done:
-		if res.err != nil && errors.Is(res.err, context.DeadlineExceeded) && ctx.Err() != nil {
-			return nil, fmt.Errorf("%w after %s: %w", core.ErrTimeout, timeout, res.err)
-		}
-		return res.produced, res.err
-	case <-ctx.Done():
-		if msg.Context().Err() != nil {
-			return nil, msg.Context().Err()
-		}
-		return nil, fmt.Errorf("%w: handler %q still running after %s", core.ErrTimeout, handler, timeout)
-	}
-}
-
 // giveUp dead-letters the event in the way the delivery mode allows: with
 // redelivery a failed write nacks the message, and in place it returns the
 // write's error so that the router nacks it.
