@@ -58,6 +58,11 @@ func (sub *subscription) readLoop() {
 		}
 		errorPause = minErrorPause
 
+		// The entries wait here until emit hands each out. Held as in
+		// flight meanwhile, they get their claim renewed and the sweep for
+		// abandoned entries leaves them alone, however slow the handlers.
+		sub.hold(streams)
+
 		// Once the subscription stops, emit hands each remaining entry back
 		// instead, so none is left pending under this consumer.
 		used := 0
@@ -68,6 +73,19 @@ func (sub *subscription) readLoop() {
 			}
 		}
 		sub.release(n - used)
+	}
+}
+
+// hold marks the entries of a read as in flight from the time of the read,
+// until emit hands each out.
+func (sub *subscription) hold(streams []redis.XStream) {
+	now := time.Now()
+	sub.flightMu.Lock()
+	defer sub.flightMu.Unlock()
+	for _, stream := range streams {
+		for _, entry := range stream.Messages {
+			sub.inFlight[entry.ID] = flight{since: now}
+		}
 	}
 }
 

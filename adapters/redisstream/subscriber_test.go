@@ -460,3 +460,51 @@ func TestTrimmedUnreadEventsAreReported(t *testing.T) {
 	require.Contains(t, logs.String(), "level=CRITICAL msg=\"events were trimmed from the stream before this handler read them")
 	require.Contains(t, logs.String(), fmt.Sprintf("trimmed_unread=%d", 500-length))
 }
+
+func TestReadBatchWaitingForHandlerIsNotClaimed(t *testing.T) {
+	// A read returns a batch, and its entries wait to be handed out one by
+	// one. Those waiting longer than ClaimIdle must not look abandoned and
+	// be delivered a second time.
+	const (
+		claimIdle = 50 * time.Millisecond
+		events    = 5
+	)
+	a, err := redisstream.NewAdapter(redisstream.Config{
+		URL:               testredis.URL(t),
+		Prefix:            testredis.Prefix(),
+		Block:             20 * time.Millisecond,
+		RetryPollInterval: 5 * time.Millisecond,
+		ClaimIdle:         claimIdle,
+		CloseTimeout:      2 * time.Second,
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.Close() })
+	for range events {
+		require.NoError(t, a.Publisher().Publish("patient.registered", message(t, newEvent(t, "patient.registered"))))
+	}
+
+	sub, err := a.Subscriber("index")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = sub.Close() })
+	ch, err := sub.Subscribe(context.Background(), "patient.registered")
+	require.NoError(t, err)
+
+	seen := map[string]int{}
+	for range events {
+		select {
+		case msg := <-ch:
+			seen[msg.UUID]++
+			require.Equal(t, 1, seen[msg.UUID], "entry %s delivered twice", msg.UUID)
+			// A slow handler keeps the rest of the batch waiting.
+			time.Sleep(3 * claimIdle)
+			msg.Ack()
+		case <-time.After(5 * time.Second):
+			t.Fatalf("only %d of %d entries delivered", len(seen), events)
+		}
+	}
+	select {
+	case msg := <-ch:
+		t.Fatalf("entry %s delivered again after it was acknowledged", msg.UUID)
+	case <-time.After(6 * claimIdle):
+	}
+}

@@ -202,8 +202,14 @@ func (sub *subscription) emit(msg *message.Message, id string, count int64, retr
 	ctx, cancel := context.WithCancel(context.WithoutCancel(sub.ctx))
 	msg.SetContext(ctx)
 
+	// An entry held since its read keeps the read's time, because its idle
+	// time in Redis counts from then.
 	sub.flightMu.Lock()
-	sub.inFlight[id] = flight{since: time.Now(), retried: retried}
+	since := time.Now()
+	if held, ok := sub.inFlight[id]; ok {
+		since = held.since
+	}
+	sub.inFlight[id] = flight{since: since, retried: retried}
 	sub.flightMu.Unlock()
 	sub.settled.Add(1)
 
