@@ -26,6 +26,7 @@ const (
 	DefaultRetryPollInterval = 100 * time.Millisecond
 	DefaultClaimIdle         = time.Minute
 	DefaultCloseTimeout      = 30 * time.Second
+	DefaultPublishTimeout    = 10 * time.Second
 	DefaultPoolSize          = 100
 )
 
@@ -98,6 +99,11 @@ type Config struct {
 	// delivered again. 0 means DefaultCloseTimeout (30 s).
 	CloseTimeout time.Duration
 
+	// PublishTimeout bounds how long a publish waits for Redis to store a
+	// batch, within the deadline of the first message's context if that
+	// is sooner. 0 means DefaultPublishTimeout (10 s).
+	PublishTimeout time.Duration
+
 	// Logger receives the adapter's logs. nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -125,6 +131,7 @@ func (c Config) withDefaults() Config {
 	c.RetryPollInterval = orDefault(c.RetryPollInterval, DefaultRetryPollInterval)
 	c.ClaimIdle = orDefault(c.ClaimIdle, DefaultClaimIdle)
 	c.CloseTimeout = orDefault(c.CloseTimeout, DefaultCloseTimeout)
+	c.PublishTimeout = orDefault(c.PublishTimeout, DefaultPublishTimeout)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -149,6 +156,8 @@ func (c Config) Validate() error {
 	case c.ClaimIdle < 10*time.Millisecond || c.CloseTimeout < 0:
 		return fmt.Errorf("%w: redis adapter: ClaimIdle must be at least 10ms and CloseTimeout not negative",
 			core.ErrInvalidConfig)
+	case c.PublishTimeout < 0:
+		return fmt.Errorf("%w: redis adapter: PublishTimeout must not be negative", core.ErrInvalidConfig)
 	}
 	return nil
 }

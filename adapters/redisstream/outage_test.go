@@ -300,4 +300,23 @@ func TestBrokerOutage(t *testing.T) {
 		// waits its read timeout of 5 s.
 		require.Less(t, took, time.Second, "a publish must end soon after its context's deadline")
 	})
+	t.Run("PublishEndsAtPublishTimeoutWhileServerHangs", func(t *testing.T) {
+		proxy, url := startFreezingProxy(t)
+		a, err := redisstream.NewAdapter(redisstream.Config{
+			URL: url, Prefix: testredis.Prefix(), PublishTimeout: 200 * time.Millisecond,
+		})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = a.Close() })
+		bus := newBus(t, a, deadletter.Config{})
+		require.NoError(t, bus.Publish(context.Background(), newEvent(t, "patient.registered")))
+
+		proxy.frozen.Store(true)
+		t.Cleanup(func() { proxy.frozen.Store(false) })
+		start := time.Now()
+		err = bus.Publish(context.Background(), newEvent(t, "patient.registered"))
+		took := time.Since(start)
+
+		require.Error(t, err, "a publish to a server that does not reply must fail")
+		require.Less(t, took, time.Second, "a publish without a deadline must end soon after PublishTimeout")
+	})
 }

@@ -19,7 +19,8 @@ type Publisher struct {
 
 // Publish appends msgs to the topic's stream in one round trip, trimming it
 // to about Config.StreamMaxLen entries. It returns once Redis has stored
-// them all, or an error; on an error some of them may have been stored.
+// them all, or an error; on an error some of them may have been stored. The
+// first message's context and Config.PublishTimeout bound the wait.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if p.closed.Load() {
 		return fmt.Errorf("publish to %q: publisher %w", topic, core.ErrClosed)
@@ -32,13 +33,12 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 		return nil
 	}
 
-	// TODO: bound a publish whose context has no deadline, as the NATS
-	// adapter's PublishTimeout does; against a server that hangs it takes
-	// about 35 s with the client defaults of go-redis v9.23.
-	ctx := context.Background()
+	parent := context.Background()
 	if msgs[0].Context() != nil {
-		ctx = msgs[0].Context()
+		parent = msgs[0].Context()
 	}
+	ctx, cancel := context.WithTimeout(parent, p.adapter.cfg.PublishTimeout)
+	defer cancel()
 
 	pipe := p.adapter.client.Pipeline()
 	for _, msg := range msgs {
