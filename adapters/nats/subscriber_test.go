@@ -192,6 +192,36 @@ func TestInProgress(t *testing.T) {
 			time.AfterFunc(ackWait/3, func() { got.Ack() })
 		}
 	})
+	t.Run("KeepsMessagesWaitingForHandoff", func(t *testing.T) {
+		// A reader that takes one message at a time keeps the others
+		// waiting to be handed out, with slots free: they must not outlive
+		// AckWait there and be delivered twice.
+		const (
+			ackWait = 300 * time.Millisecond
+			events  = 4
+		)
+		a := newTestAdapter(t, func(c *Config) { c.AckWait = ackWait })
+		ch := subscribe(t, a, "slow", "report.requested")
+		msgs := make([]*message.Message, events)
+		for i := range msgs {
+			msgs[i] = message.NewMessage(strconv.Itoa(i), []byte("{}"))
+		}
+		require.NoError(t, a.Publisher().Publish("report.requested", msgs...))
+
+		seen := map[string]int{}
+		for range events {
+			got := receive(t, ch)
+			seen[got.UUID]++
+			require.Equal(t, 1, seen[got.UUID], "message %s delivered twice", got.UUID)
+			time.Sleep(ackWait + ackWait/2)
+			got.Ack()
+		}
+		select {
+		case again := <-ch:
+			t.Fatalf("message %s delivered again after it was acknowledged", again.UUID)
+		case <-time.After(2 * ackWait):
+		}
+	})
 }
 
 func TestCompetingConsumers(t *testing.T) {

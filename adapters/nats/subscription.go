@@ -199,6 +199,11 @@ func (sub *subscription) deliver(msg jetstream.Msg) {
 		return
 	}
 
+	// The in-progress signals start now, not once the handler has the
+	// message: reading its retry state and waiting for the reader to take
+	// it count against AckWait too.
+	ticker := time.NewTicker(sub.adapter.cfg.AckWait / 3)
+	defer ticker.Stop()
 	wm, delivery := sub.toWatermill(msg)
 
 	// The message's context does not end with the subscription's, so that
@@ -208,24 +213,26 @@ func (sub *subscription) deliver(msg jetstream.Msg) {
 	defer cancel()
 	wm.SetContext(msgCtx)
 
-	select {
-	case sub.out <- wm:
-	case <-sub.ctx.Done():
-		sub.nak(msg, 0)
-		return
+	for handedOut := false; !handedOut; {
+		select {
+		case sub.out <- wm:
+			handedOut = true
+		case <-ticker.C:
+			sub.extendAckWait(delivery)
+		case <-sub.ctx.Done():
+			sub.nak(msg, 0)
+			return
+		}
 	}
-	sub.await(wm, delivery)
+	sub.await(wm, delivery, ticker)
 }
 
 // await waits for the handler's Ack or Nack. Meanwhile it sends JetStream an
-// in-progress signal every third of AckWait, so that a long handler does not
-// see its message delivered again. After the
+// in-progress signal at each tick, every third of AckWait, so that a long
+// handler does not see its message delivered again. After the
 // subscription ends it waits up to CloseTimeout, then leaves the message
 // unacknowledged for JetStream to deliver again after AckWait.
-func (sub *subscription) await(wm *message.Message, d delivery) {
-	ticker := time.NewTicker(sub.adapter.cfg.AckWait / 3)
-	defer ticker.Stop()
-
+func (sub *subscription) await(wm *message.Message, d delivery, ticker *time.Ticker) {
 	ending := sub.ctx.Done()
 	var deadline <-chan time.Time
 	for {
@@ -237,9 +244,7 @@ func (sub *subscription) await(wm *message.Message, d delivery) {
 			sub.nackWithState(wm, d)
 			return
 		case <-ticker.C:
-			if err := d.msg.InProgress(); err != nil {
-				sub.warn(d.log(sub.log), "extend ack wait failed", err)
-			}
+			sub.extendAckWait(d)
 		case <-ending:
 			ending = nil
 			timer := time.NewTimer(sub.adapter.cfg.CloseTimeout)
@@ -250,6 +255,14 @@ func (sub *subscription) await(wm *message.Message, d delivery) {
 				slog.Duration("ack_wait", sub.adapter.cfg.AckWait))
 			return
 		}
+	}
+}
+
+// extendAckWait sends JetStream an in-progress signal for the message, which
+// restarts its AckWait.
+func (sub *subscription) extendAckWait(d delivery) {
+	if err := d.msg.InProgress(); err != nil {
+		sub.warn(d.log(sub.log), "extend ack wait failed", err)
 	}
 }
 
