@@ -200,8 +200,8 @@ func (sub *subscription) deliver(msg jetstream.Msg) {
 	}
 
 	// The in-progress signals start now, not once the handler has the
-	// message: reading its retry state and waiting for the reader to take
-	// it count against AckWait too.
+	// message, because reading its retry state and waiting for the reader
+	// to take it count against AckWait too.
 	ticker := time.NewTicker(sub.adapter.cfg.AckWait / 3)
 	defer ticker.Stop()
 	wm, delivery := sub.toWatermill(msg)
