@@ -1,5 +1,5 @@
 // Package faults holds the fault tests of deadletter: a consumer process
-// killed with SIGKILL and restarted, a bus cancelled while handlers run, a
+// stopped with SIGKILL or SIGTERM and restarted, a bus cancelled while handlers run, a
 // DLQ that rejects writes for a while, handlers that hang past their
 // timeout, a broker stopped and started again while events flow, and a
 // goroutine leak check. The tests are behind the build tag "faults", and
