@@ -157,8 +157,8 @@ func runRestartScenario(t *testing.T, broker restartableBroker, cfg ConsumerConf
 		downtimes[i] = o.downtime.String() + " after " + broker.StopName(o.kill)
 	}
 	stats := publisher.snapshot()
-	note := fmt.Sprintf("%d restarts, down %s; %d publish errors, longest call %s; handling resumed %s "+
-		"after restart", len(outages), strings.Join(downtimes, ", "), stats.errors,
+	note := fmt.Sprintf("%d restarts, down %s; publish errors: %d, longest call %s; handling resumed %s "+
+		"after the restarts", len(outages), strings.Join(downtimes, ", "), stats.errors,
 		stats.longest.Round(time.Millisecond), strings.Join(resumed, ", "))
 	report(t, "broker-restart", cfg.Adapter, len(events), len(Handlers), result, note)
 	logDLQReasons(t, adapter.DLQ())
