@@ -35,24 +35,24 @@ type DLQ struct {
 	stream   jetstream.Stream
 	replayed jetstream.Stream
 	counters jetstream.KeyValue
+
+	// recreate creates the DLQ stream again after it was deleted.
+	recreate func(context.Context) error
 }
 
 var _ core.DLQ = (*DLQ)(nil)
 
 // newDLQ creates the DLQ streams and counters bucket, or updates their
 // limits.
-//
-// TODO: create the DLQ stream again when it goes missing. Until then a
-// deleted DLQ stream fails every DLQ write with "no response from stream"
-// until the process restarts, and the events wait unacknowledged.
 func (a *Adapter) newDLQ(ctx context.Context) (*DLQ, error) {
-	stream, err := a.ensureStream(ctx, jetstream.StreamConfig{
+	dlqConfig := jetstream.StreamConfig{
 		Name:        a.names.dlqStream,
 		Description: "deadletter dead letter queue",
 		Subjects:    []string{a.names.dlqSubject},
 		MaxMsgs:     a.cfg.DLQMaxLen,
 		AllowDirect: true,
-	})
+	}
+	stream, err := a.ensureStream(ctx, dlqConfig)
 	if err != nil {
 		return nil, err
 	}
@@ -71,8 +71,12 @@ func (a *Adapter) newDLQ(ctx context.Context) (*DLQ, error) {
 	if err != nil {
 		return nil, err
 	}
+	recreate := func(ctx context.Context) error {
+		_, err := a.ensureStream(ctx, dlqConfig)
+		return err
+	}
 	return &DLQ{js: a.js, events: a.events, names: a.names, stream: stream, replayed: replayed,
-		counters: counters}, nil
+		counters: counters, recreate: recreate}, nil
 }
 
 func (a *Adapter) ensureBucket(ctx context.Context) (jetstream.KeyValue, error) {
@@ -112,6 +116,16 @@ func (q *DLQ) Add(ctx context.Context, e core.Entry) (string, error) {
 	msg := newEntryMsg(q.names.dlqSubject, e, q.js.Conn().MaxPayload())
 
 	ack, err := q.js.PublishMsg(ctx, msg)
+	if errors.Is(err, jetstream.ErrNoStreamResponse) {
+		// No stream takes the subject, as after the DLQ stream was
+		// deleted: create it again and write once more. A stream that
+		// exists with other subjects is left alone.
+		if err := q.recreate(ctx); err != nil {
+			return "", fmt.Errorf("write dlq entry for handler %q: stream %s takes no entries and creating it "+
+				"failed: %w", e.Handler, q.names.dlqStream, err)
+		}
+		ack, err = q.js.PublishMsg(ctx, msg)
+	}
 	if err != nil {
 		return "", fmt.Errorf("write dlq entry for handler %q to stream %s: %w", e.Handler, q.names.dlqStream, err)
 	}

@@ -65,6 +65,18 @@ func TestDLQ(t *testing.T) {
 		require.Equal(t, want, got)
 	})
 
+	t.Run("CreatesDeletedStreamAgain", func(t *testing.T) {
+		a := newTestAdapter(t)
+		addEntries(t, a.dlq, 1)
+		require.NoError(t, a.js.DeleteStream(ctx, a.names.dlqStream))
+
+		_, err := a.dlq.Add(ctx, newTestEntry(t, "send_welcome_email"))
+		require.NoError(t, err, "a DLQ write after the DLQ stream was deleted must create it again")
+		n, err := a.dlq.Len(ctx)
+		require.NoError(t, err)
+		require.Equal(t, int64(1), n, "the stream created again must hold the new entry")
+	})
+
 	t.Run("ReportsUnknownIDAsNotFound", func(t *testing.T) {
 		q := newTestAdapter(t).dlq
 		addEntries(t, q, 1)
