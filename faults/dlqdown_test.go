@@ -394,10 +394,13 @@ func requireThrottled(t *testing.T, failures, recoveries []slog.Record, failed, 
 			}
 		}
 	}
-	recovered := byHandler(recoveries)
+	recovered, failedLines := byHandler(recoveries), byHandler(failures)
 	for handler, n := range failed {
-		require.Len(t, recovered[handler], 1, "handler %s must log once that the DLQ takes writes again",
-			handler)
+		// A write under way when the DLQ came back can fail after the first
+		// success, and start a failure line and a success line again.
+		require.NotEmpty(t, recovered[handler], "handler %s must log that the DLQ takes writes again", handler)
+		require.LessOrEqual(t, len(recovered[handler]), len(failedLines[handler]),
+			"handler %s must log a success line only after a failure line", handler)
 		require.LessOrEqual(t, counted[handler], n, "the lines of handler %s count more failed DLQ writes "+
 			"than there were", handler)
 		require.GreaterOrEqual(t, counted[handler], failedBefore[handler],
