@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -285,7 +286,26 @@ func (sub *subscription) claimAbandoned() {
 		return
 	}
 
+	claimed := make(map[string]bool, len(entries))
 	for _, entry := range entries {
+		if entry.Values != nil {
+			claimed[entry.ID] = true
+		}
+	}
+	var unclaimed []string
+	for _, id := range ids {
+		if !claimed[id] {
+			unclaimed = append(unclaimed, id)
+		}
+	}
+	if len(unclaimed) > 0 {
+		sub.reportTrimmedPending(ctx, unclaimed, owners)
+	}
+
+	for _, entry := range entries {
+		if entry.Values == nil {
+			continue
+		}
 		msg := decode(entry.ID, entry.Values)
 		if sub.acquire(1) == 0 {
 			sub.handBack(msg, entry.ID, counts[entry.ID])
@@ -296,6 +316,50 @@ func (sub *subscription) claimAbandoned() {
 		// XCLAIM counted this delivery on top of the earlier ones.
 		sub.emit(msg, entry.ID, counts[entry.ID]+1, false)
 	}
+}
+
+// reportTrimmedPending looks at the entries that a claim did not return.
+// An entry another consumer took meanwhile is still in the stream. One
+// the trim removed while its reader was down was never handled and never
+// will be: it is logged at CRITICAL level and acknowledged, so that no
+// later sweep tries it again.
+func (sub *subscription) reportTrimmedPending(ctx context.Context, ids []string, owners map[string]string) {
+	pipe := sub.client.Pipeline()
+	ranges := make([]*redis.XMessageSliceCmd, len(ids))
+	for i, id := range ids {
+		ranges[i] = pipe.XRange(ctx, sub.keys.stream, id, id)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		sub.warn("look up unclaimed entries failed", err)
+		return
+	}
+	var gone []string
+	consumers := map[string]bool{}
+	for i, cmd := range ranges {
+		if len(cmd.Val()) == 0 {
+			gone = append(gone, ids[i])
+			consumers[owners[ids[i]]] = true
+		}
+	}
+	if len(gone) == 0 {
+		return
+	}
+	// Redis 7 drops such entries from the pending list when the claim
+	// skips them; older servers keep them there.
+	if err := sub.client.XAck(ctx, sub.keys.stream, sub.keys.group, gone...).Err(); err != nil {
+		sub.warn("acknowledge trimmed entries failed", err)
+	}
+	names := make([]string, 0, len(consumers))
+	for name := range consumers {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	sub.log.LogAttrs(ctx, core.LevelCritical,
+		"events read by a stopped consumer were trimmed from the stream before they were handled; raise StreamMaxLen",
+		slog.Int("trimmed_unhandled", len(gone)),
+		slog.String("first_id", gone[0]),
+		slog.String("consumers", strings.Join(names, ",")),
+		slog.Int64("stream_max_len", sub.cfg.StreamMaxLen))
 }
 
 // isOwnLive reports whether the entry id is in flight, or settled with its

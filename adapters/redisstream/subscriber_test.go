@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -459,6 +460,64 @@ func TestTrimmedUnreadEventsAreReported(t *testing.T) {
 	defer mu.Unlock()
 	require.Contains(t, logs.String(), "level=CRITICAL msg=\"events were trimmed from the stream before this handler read them")
 	require.Contains(t, logs.String(), fmt.Sprintf("trimmed_unread=%d", 500-length))
+}
+
+func TestTrimmedPendingEventsAreReported(t *testing.T) {
+	// A consumer reads 10 events and dies without acknowledging them, then
+	// the trim removes them. They can no longer be handled, and the loss
+	// must be reported once instead of vanishing from the pending list.
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu},
+		&slog.HandlerOptions{ReplaceAttr: core.ReplaceLevelName}))
+	a, err := redisstream.NewAdapter(redisstream.Config{
+		URL: testredis.URL(t), Prefix: testredis.Prefix(), StreamMaxLen: 50, Block: 20 * time.Millisecond,
+		RetryPollInterval: 5 * time.Millisecond, ClaimIdle: 50 * time.Millisecond, Logger: logger,
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.Close() })
+	ctx := context.Background()
+	stream := a.StreamName("lab.result")
+
+	require.NoError(t, a.Client().XGroupCreateMkStream(ctx, stream, "index", "$").Err())
+	publish := func(n int) {
+		batch := make([]*watermillmessage.Message, 0, n)
+		for range n {
+			batch = append(batch, message(t, newEvent(t, "lab.result")))
+		}
+		require.NoError(t, a.Publisher().Publish("lab.result", batch...))
+	}
+	publish(10)
+	require.NoError(t, a.Client().XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: "index", Consumer: "stopped", Streams: []string{stream, ">"}, Count: 10,
+	}).Err())
+	for range 10 {
+		publish(100)
+	}
+
+	bus := newBus(t, a, deadletter.Config{})
+	require.NoError(t, bus.Handle("index", "lab.result", func(ctx context.Context, ev core.Event) error {
+		return nil
+	}))
+	runBus(t, bus)
+
+	const report = "level=CRITICAL msg=\"events read by a stopped consumer were trimmed from the stream before they were handled"
+	waitFor(t, "the report of the trimmed pending events", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Contains(logs.String(), report)
+	})
+	waitFor(t, "an empty pending list", func() bool {
+		pending, err := a.Client().XPending(ctx, stream, "index").Result()
+		return err == nil && pending.Count == 0
+	})
+	time.Sleep(200 * time.Millisecond) // a few more sweeps
+
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, 1, strings.Count(logs.String(), report), "the loss must be reported once")
+	require.Contains(t, logs.String(), "trimmed_unhandled=10")
+	require.Contains(t, logs.String(), "consumers=stopped")
 }
 
 func TestReadBatchWaitingForHandlerIsNotClaimed(t *testing.T) {
