@@ -193,6 +193,27 @@ func TestBrokerOutage(t *testing.T) {
 		}
 	})
 
+	t.Run("RunWaitsForRedisAtStart", func(t *testing.T) {
+		a, hook := newOutageAdapter(t, "", nil)
+		bus := newBus(t, a, deadletter.Config{})
+		handled := make(chan struct{}, 1)
+		require.NoError(t, bus.Handle("index", "patient.registered", func(context.Context, core.Event) error {
+			handled <- struct{}{}
+			return nil
+		}))
+		// Redis is down as the bus subscribes its handler.
+		hook.down.Store(true)
+		endOutageAfter(t, hook, 500*time.Millisecond)
+		runBus(t, bus)
+
+		require.NoError(t, bus.Publish(context.Background(), newEvent(t, "patient.registered")))
+		select {
+		case <-handled:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a bus started while Redis was down must handle events once it is back")
+		}
+	})
+
 	t.Run("AcknowledgesAfterOutage", func(t *testing.T) {
 		a, hook := newOutageAdapter(t, "", nil)
 		bus := newBus(t, a, deadletter.Config{})

@@ -2,11 +2,15 @@ package redisstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/deadletter/deadletter/core"
 )
@@ -45,15 +49,15 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		return nil, fmt.Errorf("subscribe handler %q: %w", s.handler, err)
 	}
 
+	if err := s.createGroup(ctx, keys); err != nil {
+		return nil, err
+	}
+
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil, fmt.Errorf("subscribe handler %q to %q: subscriber %w", s.handler, topic, core.ErrClosed)
 	}
-	if err := s.createGroup(ctx, keys); err != nil {
-		return nil, err
-	}
-
 	sub := newSubscription(s, ctx, keys)
 	s.running.Add(1)
 	go func() {
@@ -64,13 +68,33 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 }
 
 // createGroup creates the handler's consumer group, and the stream with it,
-// unless they exist.
+// unless they exist. While Redis does not answer, it tries again with a
+// growing pause for up to setupTimeout, so that a bus started during a
+// short outage waits for Redis instead of failing.
 func (s *Subscriber) createGroup(ctx context.Context, keys handlerKeys) error {
-	err := s.adapter.client.XGroupCreateMkStream(ctx, keys.stream, keys.group, s.adapter.cfg.StartFrom).Err()
-	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
-		return fmt.Errorf("create consumer group %q on %q: %w", keys.group, keys.stream, err)
+	deadline := time.Now().Add(setupTimeout)
+	pause := 50 * time.Millisecond
+	for {
+		err := s.adapter.client.XGroupCreateMkStream(ctx, keys.stream, keys.group, s.adapter.cfg.StartFrom).Err()
+		if err == nil || strings.HasPrefix(err.Error(), "BUSYGROUP") {
+			return nil
+		}
+		var reply redis.Error
+		if errors.As(err, &reply) || time.Now().Add(pause).After(deadline) {
+			return fmt.Errorf("create consumer group %q on %q: %w", keys.group, keys.stream, err)
+		}
+		s.adapter.failures.Log(s.adapter.cfg.Logger, slog.LevelWarn, "create consumer group failed; trying again",
+			slog.String(core.LogStream, keys.stream), slog.String(core.LogHandler, keys.group),
+			slog.String(core.LogError, err.Error()))
+		select {
+		case <-time.After(pause):
+		case <-ctx.Done():
+			return fmt.Errorf("create consumer group %q on %q: %w", keys.group, keys.stream, ctx.Err())
+		case <-s.closing:
+			return fmt.Errorf("subscribe handler %q to %q: subscriber %w", s.handler, keys.stream, core.ErrClosed)
+		}
+		pause = min(2*pause, 2*time.Second)
 	}
-	return nil
 }
 
 // Close stops every subscription and waits for them to hand back their

@@ -21,6 +21,9 @@ import (
 // blocking read.
 const redisCallTimeout = 5 * time.Second
 
+// setupTimeout bounds how long subscribing waits for Redis to answer.
+const setupTimeout = 10 * time.Second
+
 // subscription consumes one stream for one handler. It runs four loops: the
 // read loop takes new entries, the retry loop takes due retries and entries
 // abandoned by crashed consumers, the ack loop acknowledges in batches, and
