@@ -92,7 +92,7 @@ func (s *Subscriber) emit(ctx context.Context, g *group, topic string, out chan<
 		}
 
 		// The message's context does not end with the subscription, so
-		// that closing lets a running handler finish; watch waits for it
+		// that closing lets a running handler finish. Watch waits for it
 		// up to the close timeout.
 		msgCtx, cancelMsg := context.WithCancel(context.WithoutCancel(ctx))
 		msg := d.message(msgCtx, topic)

@@ -68,7 +68,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 }
 
 // createGroup creates the handler's consumer group, and the stream with it,
-// unless they exist. While Redis does not answer, it tries again with a
+// unless they exist. While Redis does not respond, it tries again with a
 // growing pause for up to setupTimeout, so that a bus started during a
 // short outage waits for Redis instead of failing.
 func (s *Subscriber) createGroup(ctx context.Context, keys handlerKeys) error {
