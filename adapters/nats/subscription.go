@@ -208,7 +208,7 @@ func (sub *subscription) deliver(msg jetstream.Msg) {
 
 	// The message's context does not end with the subscription's, so that
 	// a shutdown lets running handlers finish instead of failing them
-	// mid-attempt; await waits for them up to CloseTimeout.
+	// mid-attempt. Await waits for them up to CloseTimeout.
 	msgCtx, cancel := context.WithCancel(context.WithoutCancel(sub.ctx))
 	defer cancel()
 	wm.SetContext(msgCtx)
