@@ -141,6 +141,9 @@ type handlerKeys struct {
 	// state is a hash with, per entry waiting for or running a retry,
 	// "d:<id>" holding the message and "n:<id>" its delivery count.
 	state string
+	// trimmed is a hash with the count of events trimmed before the group
+	// read them, and the stream state at the check that counted them.
+	trimmed string
 }
 
 func (a *Adapter) keys(eventType, handler string) (handlerKeys, error) {
@@ -152,7 +155,10 @@ func (a *Adapter) keys(eventType, handler string) (handlerKeys, error) {
 	}
 	stream := a.StreamName(eventType)
 	retries, state := retryKeys(stream, handler)
-	return handlerKeys{stream: stream, group: handler, retries: retries, state: state}, nil
+	return handlerKeys{
+		stream: stream, group: handler, retries: retries, state: state,
+		trimmed: stream + ":trimmed-unread:" + handler,
+	}, nil
 }
 
 // retryKeys returns the retry schedule and retry state keys of one handler

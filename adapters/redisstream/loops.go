@@ -170,9 +170,7 @@ func (sub *subscription) retryLoop() {
 			timer.Reset(time.Until(timerAt))
 		case <-sweep.C:
 			sub.claimAbandoned()
-			ctx, cancel := context.WithTimeout(context.Background(), redisCallTimeout)
-			sub.checkTrimmed(ctx)
-			cancel()
+			sub.checkTrimmedBounded()
 		}
 	}
 }

@@ -56,10 +56,6 @@ type subscription struct {
 	// retry loop need not wait for its next poll.
 	wakeups chan time.Time
 
-	// reportedLost is how many trimmed, unread events checkTrimmed has
-	// reported; only the retry loop touches it.
-	reportedLost int64
-
 	// abandon is closed when the close timeout passes with messages still
 	// unsettled; their watchers give up and leave them pending.
 	abandon chan struct{}
@@ -114,10 +110,7 @@ func (sub *subscription) warn(msg string, err error, attrs ...slog.Attr) {
 // down in order: no new messages, then the handed-out ones settle,
 // then the last acknowledgements are written.
 func (sub *subscription) run(closing <-chan struct{}) {
-	// Trimmed events are seen only before the group reads past the gap.
-	ctx, cancel := context.WithTimeout(context.Background(), redisCallTimeout)
-	sub.checkTrimmed(ctx)
-	cancel()
+	sub.checkTrimmedBounded()
 
 	var producers, helpers sync.WaitGroup
 	producers.Add(2)
@@ -134,6 +127,11 @@ func (sub *subscription) run(closing <-chan struct{}) {
 	close(sub.stop)
 	producers.Wait()
 
+	// A last check reports what the trim removed since the last sweep,
+	// which would otherwise wait for the next start of the handler. It runs
+	// while the handed-out messages settle, so that it adds no wait.
+	checked := make(chan struct{})
+	go func() { defer close(checked); sub.checkTrimmedBounded() }()
 	sub.waitSettled()
 
 	sub.ackMu.Lock()
@@ -141,6 +139,7 @@ func (sub *subscription) run(closing <-chan struct{}) {
 	close(sub.acks)
 	sub.ackMu.Unlock()
 	helpers.Wait()
+	<-checked
 	close(sub.out)
 }
 

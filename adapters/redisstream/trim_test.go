@@ -1,0 +1,176 @@
+package redisstream_test
+
+import (
+	"context"
+	"log/slog"
+	"regexp"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/deadletter/deadletter"
+	"github.com/deadletter/deadletter/adapters/redisstream"
+	"github.com/deadletter/deadletter/core"
+	"github.com/deadletter/deadletter/internal/testredis"
+)
+
+// trimmedUnreadPattern matches the count of one trim report.
+var trimmedUnreadPattern = regexp.MustCompile(`trimmed_unread=(\d+)`)
+
+// TestLaggingHandlerTrimIsReported runs one handler in two processes that
+// keep running but handle events slower than they arrive, so that the trim
+// removes events before the group reads them. XREADGROUP then skips the
+// gap, and the group never stays behind the stream's first entry for long.
+// Every event never handled must be reported once, by one of the processes.
+func TestLaggingHandlerTrimIsReported(t *testing.T) {
+	const (
+		rounds    = 10
+		perRound  = 100
+		published = rounds * perRound
+	)
+	prefix := testredis.Prefix()
+	logs := &logBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{ReplaceAttr: core.ReplaceLevelName}))
+
+	var mu sync.Mutex
+	handled := map[string]bool{}
+	slowHandler := func(ctx context.Context, ev core.Event) error {
+		time.Sleep(2 * time.Millisecond)
+		mu.Lock()
+		handled[ev.EventID] = true
+		mu.Unlock()
+		return nil
+	}
+
+	var adapters []*redisstream.Adapter
+	var stops []func()
+	for _, consumer := range []string{"first", "second"} {
+		a, err := redisstream.NewAdapter(redisstream.Config{
+			URL: testredis.URL(t), Prefix: prefix, Consumer: consumer, Logger: logger,
+			StreamMaxLen: 10, MaxInFlight: 1, BatchSize: 1,
+			Block: 20 * time.Millisecond, RetryPollInterval: 5 * time.Millisecond,
+			ClaimIdle: 100 * time.Millisecond, CloseTimeout: 2 * time.Second,
+		})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = a.Close() })
+		adapters = append(adapters, a)
+
+		bus := newBus(t, a, deadletter.Config{Logger: logger})
+		require.NoError(t, bus.Handle("index", "lab.result", slowHandler))
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- bus.Run(ctx) }()
+		<-bus.Running()
+		stops = append(stops, func() {
+			cancel()
+			require.NoError(t, <-done)
+		})
+	}
+
+	a := adapters[0]
+	stream := a.StreamName("lab.result")
+	for range rounds {
+		for range perRound {
+			require.NoError(t, a.Publisher().Publish("lab.result", message(t, newEvent(t, "lab.result"))))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// The group has read the last entry and acknowledged all it read, so
+	// every event not handled by now was trimmed before any read.
+	waitFor(t, "the group to catch up", func() bool {
+		last, err := a.Client().XRevRangeN(context.Background(), stream, "+", "-", 1).Result()
+		if err != nil || len(last) == 0 {
+			return false
+		}
+		groups, err := a.Client().XInfoGroups(context.Background(), stream).Result()
+		return err == nil && len(groups) == 1 &&
+			groups[0].LastDeliveredID == last[0].ID && groups[0].Pending == 0
+	})
+	// Stopping runs each process's last check, so every loss is reported.
+	for _, stop := range stops {
+		stop()
+	}
+
+	mu.Lock()
+	neverHandled := published - len(handled)
+	mu.Unlock()
+	require.Positive(t, neverHandled, "the trim must have removed unread events for this test to mean anything")
+
+	reported := 0
+	for _, match := range trimmedUnreadPattern.FindAllStringSubmatch(logs.String(), -1) {
+		n, err := strconv.Atoi(match[1])
+		require.NoError(t, err)
+		reported += n
+	}
+	require.Contains(t, logs.String(),
+		"level=CRITICAL msg=\"events were trimmed from the stream before this handler read them")
+	require.Equal(t, neverHandled, reported,
+		"the reports must count each event trimmed unread once, across both processes")
+
+	count, err := a.Client().HGet(context.Background(), stream+":trimmed-unread:index", "count").Int()
+	require.NoError(t, err)
+	require.Equal(t, neverHandled, count, "the stored count must match the events never handled")
+}
+
+// TestTrimReportWithoutLoss checks that a handler that keeps up while the
+// trim removes what it has read gets no report.
+func TestTrimReportWithoutLoss(t *testing.T) {
+	logs := &logBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{ReplaceAttr: core.ReplaceLevelName}))
+	a, err := redisstream.NewAdapter(redisstream.Config{
+		URL: testredis.URL(t), Prefix: testredis.Prefix(), Logger: logger, StreamMaxLen: 10,
+		Block: 20 * time.Millisecond, RetryPollInterval: 5 * time.Millisecond,
+		ClaimIdle: 40 * time.Millisecond,
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.Close() })
+
+	bus := newBus(t, a, deadletter.Config{Logger: logger})
+	var mu sync.Mutex
+	handled := 0
+	require.NoError(t, bus.Handle("index", "lab.result", func(ctx context.Context, ev core.Event) error {
+		mu.Lock()
+		handled++
+		mu.Unlock()
+		return nil
+	}))
+	runBus(t, bus)
+
+	const published = 300
+	for i := range published {
+		require.NoError(t, a.Publisher().Publish("lab.result", message(t, newEvent(t, "lab.result"))))
+		if i%20 == 0 {
+			// Lets the handler keep up and the sweeps run in between.
+			waitFor(t, "the handler to keep up", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return handled == i+1
+			})
+		}
+	}
+	waitFor(t, "every event handled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return handled == published
+	})
+	length, err := a.Client().XLen(context.Background(), a.StreamName("lab.result")).Result()
+	require.NoError(t, err)
+	require.Less(t, length, int64(published), "the stream must have been trimmed for this test to mean anything")
+
+	// A check after the trim passed the handler's last position counts the
+	// unread entries again and must find none lost.
+	waitFor(t, "a check after the last event", func() bool {
+		ctx := context.Background()
+		state, err := a.Client().HGetAll(ctx, a.StreamName("lab.result")+":trimmed-unread:index").Result()
+		if err != nil {
+			return false
+		}
+		groups, err := a.Client().XInfoGroups(ctx, a.StreamName("lab.result")).Result()
+		return err == nil && len(groups) == 1 && state["last_delivered_id"] == groups[0].LastDeliveredID
+	})
+	require.NotContains(t, logs.String(), "trimmed_unread")
+}
