@@ -15,6 +15,8 @@
 //     waiting for a retry, scored by due time in Unix milliseconds, and
 //     events:<event_type>:retry-state:<handler> is a hash with a copy of each
 //     such message and its delivery count.
+//   - events:<event_type>:trimmed-unread:<handler> is a hash with the count
+//     of events trimmed before the handler's group read them.
 //   - events:dlq holds dead letters as flat fields, trimmed to about 5,000
 //     entries; events:dlq:dropped counts entries the trim removed, and
 //     events:dlq:replayed receives entries once they are replayed.
