@@ -175,6 +175,48 @@ func TestDLQ(t *testing.T) {
 		require.ErrorIs(t, err, core.ErrEntryNotFound)
 	})
 
+	t.Run("MovesEntryWithReusedID", func(t *testing.T) {
+		q := newTestAdapter(t).dlq
+		ids := addEntries(t, q, 1)
+		require.NoError(t, q.MoveToReplayed(ctx, ids[0], time.Now()))
+
+		require.NoError(t, q.js.DeleteStream(ctx, q.names.dlqStream))
+		reused := addEntries(t, q, 1)
+		require.Equal(t, ids, reused, "the recreated DLQ stream must reuse the id")
+		require.NoError(t, q.MoveToReplayed(ctx, reused[0], time.Now()))
+
+		n, err := q.Len(ctx)
+		require.NoError(t, err)
+		require.Zero(t, n)
+		replayed, err := q.List(ctx, core.ListOptions{Replayed: true})
+		require.NoError(t, err)
+		require.Len(t, replayed, 2, "the entry with the reused id must be copied next to the earlier one")
+		require.NotEqual(t, replayed[0].EventID, replayed[1].EventID)
+	})
+
+	t.Run("ReportsCopyOfEarlierStreamAsNotFound", func(t *testing.T) {
+		q := newTestAdapter(t).dlq
+		ids := addEntries(t, q, 2)
+		for _, id := range ids {
+			require.NoError(t, q.MoveToReplayed(ctx, id, time.Now()))
+		}
+
+		// Id 1 of the recreated stream is deleted, and id 2 was never
+		// written there; only copies of the earlier entries exist.
+		require.NoError(t, q.js.DeleteStream(ctx, q.names.dlqStream))
+		reused := addEntries(t, q, 1)
+		removed, err := q.Delete(ctx, reused[0])
+		require.NoError(t, err)
+		require.Equal(t, 1, removed)
+
+		for _, id := range ids {
+			require.ErrorIs(t, q.MoveToReplayed(ctx, id, time.Now()), core.ErrEntryNotFound,
+				"the copy of an entry of the deleted stream must not count as a move of entry %s", id)
+			require.ErrorIs(t, q.Replay(ctx, id, time.Now()), core.ErrEntryNotFound,
+				"the copy of an entry of the deleted stream must not count as a replay of entry %s", id)
+		}
+	})
+
 	t.Run("CountsEntriesDroppedAtCap", func(t *testing.T) {
 		q := newTestAdapter(t, func(c *Config) { c.DLQMaxLen = 3 }).dlq
 		ids := addEntries(t, q, 5)

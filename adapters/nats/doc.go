@@ -77,14 +77,18 @@
 // entries as dropped.
 //
 // MoveToReplayed copies an entry to the replayed stream on a subject ending
-// with the entry's id, published only while that subject is empty, and
-// then deletes the original, so a run interrupted between the two steps
-// can be repeated safely.
+// with the entry's id, unless the subject's last message is already a copy
+// of it, and then deletes the original, so a run interrupted between the
+// two steps can be repeated safely. A copy is recognised by a SHA-256 hash
+// of the entry's data and headers, not by the id alone. When the DLQ stream
+// is deleted and created again, its ids start again at 1, and the replayed
+// stream keeps the copies of the older entries with the same ids.
 //
 // Replay publishes the entry's event on its event type's subject with the
 // header Deadletter-Replay-Handler naming the handler that failed.
 // Subscribers of other handlers acknowledge it without handing it out. The
-// publish carries a message id that the events stream drops as a duplicate
-// for 24 hours, and the entry then moves as MoveToReplayed moves it, so a
-// replay run again delivers the event once.
+// publish carries a message id made of the entry's id and hash, and the
+// events stream drops a second publish with that id for 24 hours. The entry
+// then moves as MoveToReplayed moves it, so a replay run again delivers the
+// event once.
 package nats

@@ -33,43 +33,46 @@ var _ core.Replayer = (*DLQ)(nil)
 // A replay run again after an interruption delivers the event once: an
 // entry already copied to the replayed stream is only deleted, and the
 // publish carries a message id that the events stream drops as a duplicate
-// for 24 hours.
+// for 24 hours. Both checks match the entry by its content, not only its
+// id, because the ids start again at 1 when the DLQ stream is deleted and
+// created again.
 func (q *DLQ) Replay(ctx context.Context, id string, replayedAt time.Time) error {
 	seq, ok := parseID(id)
 	if !ok {
 		return fmt.Errorf("replay dlq entry %q: %w", id, core.ErrEntryNotFound)
 	}
-	replayedSubject := q.names.replayedSubject + formatID(seq)
 
 	raw, err := q.stream.GetMsg(ctx, seq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return q.checkMoved(ctx, id, replayedSubject)
+		return q.checkMoved(ctx, id, seq)
 	}
 	if err != nil {
 		return fmt.Errorf("replay dlq entry %s: read entry: %w", id, err)
 	}
 
-	_, err = q.replayed.GetLastMsgForSubject(ctx, replayedSubject)
-	switch {
-	case err == nil:
+	digest := entryDigest(raw)
+	last, err := q.lastCopy(ctx, seq)
+	if err != nil {
+		return fmt.Errorf("replay dlq entry %s: %w", id, err)
+	}
+	if last != nil && entryDigest(last) == digest {
 		// An earlier run published the event and copied the entry.
 		return q.finishMove(ctx, id, seq)
-	case !errors.Is(err, jetstream.ErrMsgNotFound):
-		return fmt.Errorf("replay dlq entry %s: look for an earlier copy: %w", id, err)
 	}
 
 	entry, err := parseEntryMsg(seq, raw)
 	if err != nil {
 		return fmt.Errorf("replay dlq entry %s: %w", id, err)
 	}
-	if err := q.publishReplay(ctx, entry); err != nil {
+	if err := q.publishReplay(ctx, entry, digest); err != nil {
 		return err
 	}
 	return q.move(ctx, id, seq, raw, replayedAt, true)
 }
 
-// publishReplay publishes the entry's event for its handler alone.
-func (q *DLQ) publishReplay(ctx context.Context, entry core.Entry) error {
+// publishReplay publishes the entry's event for its handler alone. digest
+// is the entry's entryDigest.
+func (q *DLQ) publishReplay(ctx context.Context, entry core.Entry, digest string) error {
 	if entry.Handler == "" || !core.ValidEventType(entry.EventType) {
 		return fmt.Errorf("replay dlq entry %s: it has no handler or no valid event type, "+
 			"as when the message could not be decoded; delete it instead", entry.ID)
@@ -95,10 +98,9 @@ func (q *DLQ) publishReplay(ctx context.Context, entry core.Entry) error {
 	msg.Header.Set(replayHandlerHeader, entry.Handler)
 	msg.Header.Set(core.MetadataReplayCount, strconv.Itoa(entry.ReplayCount+1))
 
-	// The id names the entry and when it failed, so that an entry of a
-	// recreated DLQ stream with a reused sequence is not taken for a
-	// duplicate.
-	msgID := fmt.Sprintf("deadletter-replay-%s-%d", entry.ID, entry.FailedAt.UnixNano())
+	// The id holds the entry's digest, so that an entry of a recreated
+	// DLQ stream with a reused sequence is not taken for a duplicate.
+	msgID := fmt.Sprintf("deadletter-replay-%s-%s", entry.ID, digest)
 	if _, err := q.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID)); err != nil {
 		return fmt.Errorf("replay dlq entry %s to handler %q: publish event: %w", entry.ID, entry.Handler, err)
 	}

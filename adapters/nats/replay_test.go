@@ -52,7 +52,7 @@ func TestReplay(t *testing.T) {
 		require.NoError(t, err)
 		entry, err := parseEntryMsg(1, raw)
 		require.NoError(t, err)
-		require.NoError(t, a.dlq.publishReplay(ctx, entry))
+		require.NoError(t, a.dlq.publishReplay(ctx, entry, entryDigest(raw)))
 
 		require.NoError(t, a.dlq.Replay(ctx, id, time.Now()))
 		require.NoError(t, a.dlq.Replay(ctx, id, time.Now()), "replaying a replayed entry must succeed")
@@ -63,6 +63,48 @@ func TestReplay(t *testing.T) {
 		replayed, err := a.dlq.List(ctx, core.ListOptions{Replayed: true})
 		require.NoError(t, err)
 		require.Len(t, replayed, 1)
+	})
+
+	t.Run("DeliversEntryWithReusedID", func(t *testing.T) {
+		a := newTestAdapter(t)
+		mail := subscribe(t, a, "send_welcome_email", "patient.registered")
+		first := newTestEntry(t, "send_welcome_email")
+		firstID, err := a.dlq.Add(ctx, first)
+		require.NoError(t, err)
+		require.NoError(t, a.dlq.Replay(ctx, firstID, time.Now()))
+		receive(t, mail).Ack()
+
+		// An operator clears the DLQ by deleting its stream. The next
+		// entry creates it again, and its ids start again at 1.
+		require.NoError(t, a.js.DeleteStream(ctx, a.names.dlqStream))
+		// The same failed_at shows that the replay's message id tells
+		// the entries apart by more than their time.
+		second := newTestEntry(t, "send_welcome_email")
+		second.FailedAt = first.FailedAt
+		secondID, err := a.dlq.Add(ctx, second)
+		require.NoError(t, err)
+		require.Equal(t, firstID, secondID, "the recreated DLQ stream must reuse the id")
+
+		require.NoError(t, a.dlq.Replay(ctx, secondID, time.Now()))
+		got := receive(t, mail)
+		require.Equal(t, second.EventID, got.UUID, "the entry with the reused id must be delivered")
+		got.Ack()
+		n, err := a.dlq.Len(ctx)
+		require.NoError(t, err)
+		require.Zero(t, n)
+
+		replayed, err := a.dlq.List(ctx, core.ListOptions{Replayed: true})
+		require.NoError(t, err)
+		require.Len(t, replayed, 2, "the copy of the earlier entry must stay")
+		require.Equal(t, second.EventID, replayed[0].EventID)
+		require.Equal(t, first.EventID, replayed[1].EventID)
+
+		require.NoError(t, a.dlq.Replay(ctx, secondID, time.Now()), "replaying a replayed entry must succeed")
+		select {
+		case again := <-mail:
+			t.Fatalf("a second replay delivered %s again", again.UUID)
+		case <-time.After(200 * time.Millisecond):
+		}
 	})
 
 	t.Run("RejectsUnknownEntry", func(t *testing.T) {
