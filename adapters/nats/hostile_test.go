@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -86,12 +87,17 @@ func rawEvent(t *testing.T, replacements ...string) ([]byte, string) {
 }
 
 // paddedEvent returns a valid event whose JSON form is size bytes long.
+// It pads the event it measured: the length of another event's JSON can
+// differ, because occurred_at drops the trailing zeros of its fraction.
 func paddedEvent(t *testing.T, size int) ([]byte, string) {
 	t.Helper()
-	raw, _ := rawEvent(t)
+	raw, eventID := rawEvent(t)
 	padding := size - len(raw)
 	require.Positive(t, padding)
-	return rawEvent(t, `"name":"Ada"`, `"name":"Ada`+string(bytes.Repeat([]byte("a"), padding))+`"`)
+	name := `"name":"Ada` + strings.Repeat("a", padding) + `"`
+	padded := bytes.Replace(raw, []byte(`"name":"Ada"`), []byte(name), 1)
+	require.Equal(t, size, len(padded))
+	return padded, eventID
 }
 
 func hostileMessages(t *testing.T, maxPayload int) []hostileMessage {
