@@ -3,9 +3,13 @@ package core
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/deadletter/deadletter/internal/redact"
 )
 
 // The event's JSON form is encoded and decoded by hand on the hot path:
@@ -14,7 +18,8 @@ import (
 // goroutines that handle messages. The hand-written decoder takes only the
 // common form: the six keys spelled exactly, strings without escapes that
 // need decoding, valid UTF-8. Anything else goes to encoding/json, so the
-// result always equals what json.Unmarshal would give.
+// result always equals what json.Unmarshal would give; only its errors are
+// replaced, by ones that quote none of the input.
 
 // appendEvent appends the JSON form of e to dst. Data is appended as it is;
 // the caller has checked that it is valid JSON.
@@ -259,4 +264,107 @@ func (d *fastDecoder) space() {
 func (d *fastDecoder) end() bool {
 	d.space()
 	return d.pos == len(d.raw)
+}
+
+// eventJSON is Event as encoding/json decodes it, with occurred_at of a
+// type whose error quotes none of the input.
+type eventJSON struct {
+	EventType     string          `json:"event_type"`
+	EventID       string          `json:"event_id"`
+	AggregateType string          `json:"aggregate_type"`
+	AggregateID   string          `json:"aggregate_id"`
+	Data          json.RawMessage `json:"data"`
+	OccurredAt    occurredAt      `json:"occurred_at"`
+}
+
+// occurredAt decodes as time.Time does. Its error only states what is wrong,
+// because a time.ParseError quotes the whole value, however long.
+type occurredAt struct{ time time.Time }
+
+// occurredAtError is the error of occurredAt.UnmarshalJSON.
+type occurredAtError struct{ problem string }
+
+func (e *occurredAtError) Error() string { return e.problem }
+
+func (t *occurredAt) UnmarshalJSON(raw []byte) error {
+	if err := t.time.UnmarshalJSON(raw); err != nil {
+		return &occurredAtError{problem: describeTimeError(raw, err)}
+	}
+	return nil
+}
+
+// describeTimeError returns what is wrong with raw, an occurred_at value
+// that time.Time.UnmarshalJSON rejected with err. It keeps the reason of a
+// time.ParseError only when the reason quotes nothing, as "month out of
+// range" does.
+func describeTimeError(raw []byte, err error) string {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "occurred_at must be a JSON string with an RFC 3339 time such as 2026-01-02T15:04:05.5Z"
+	}
+	size := len(raw) - len(`""`)
+	var parseErr *time.ParseError
+	if errors.As(err, &parseErr) {
+		reason := strings.TrimPrefix(parseErr.Message, ": ")
+		if reason != "" && len(reason) <= 40 && !strings.ContainsAny(reason, `"'`+"`") {
+			return fmt.Sprintf("occurred_at is not an RFC 3339 time: %s (%d bytes)", reason, size)
+		}
+	}
+	return fmt.Sprintf("occurred_at is not an RFC 3339 time such as 2026-01-02T15:04:05.5Z (%d bytes)", size)
+}
+
+// decodeJSON decodes raw with encoding/json, for the forms that decodeFast
+// does not take. Its error names the field and the problem but quotes none
+// of the input.
+func decodeJSON(raw []byte) (Event, error) {
+	var wire eventJSON
+	if err := json.Unmarshal(raw, &wire); err != nil {
+		return Event{}, errors.New(describeJSONError(err))
+	}
+	return Event{
+		EventType:     wire.EventType,
+		EventID:       wire.EventID,
+		AggregateType: wire.AggregateType,
+		AggregateID:   wire.AggregateID,
+		Data:          wire.Data,
+		OccurredAt:    wire.OccurredAt.time,
+	}, nil
+}
+
+// eventFields are the JSON names of the event's fields.
+var eventFields = []string{"event_type", "event_id", "aggregate_type", "aggregate_id", "data", "occurred_at"}
+
+// describeJSONError returns what is wrong according to err, an error of
+// json.Unmarshal into eventJSON, naming the event's field when it can.
+func describeJSONError(err error) string {
+	var (
+		timeErr *occurredAtError
+		typeErr *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &timeErr):
+		return timeErr.problem
+	case errors.As(err, &typeErr) && typeErr.Field == "":
+		return "the event must be a JSON object, not " + redact.JSONKind(typeErr.Value)
+	case errors.As(err, &typeErr):
+		// Only the string fields can mismatch: data takes any value, and
+		// occurred_at reports its own error.
+		if field := eventField(typeErr.Field); field != "" {
+			return fmt.Sprintf("%s must be a JSON string, not %s", field, redact.JSONKind(typeErr.Value))
+		}
+	}
+	return redact.JSONError(err)
+}
+
+// eventField returns the field of the event that name, the Field of a
+// json.UnmarshalTypeError, matches as encoding/json matches keys: without
+// regard to case. It returns "" for any other name, because a name that
+// matches no field may come from the input.
+func eventField(name string) string {
+	name = strings.TrimPrefix(name, "/")
+	for _, field := range eventFields {
+		if strings.EqualFold(name, field) {
+			return field
+		}
+	}
+	return ""
 }

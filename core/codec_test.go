@@ -49,9 +49,12 @@ func FuzzDecodeEvent(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		requireSameDecode(t, raw)
 		ev, err := DecodeEvent(raw)
+		requireSameOutcome(t, raw, err)
 		if err != nil {
 			require.ErrorIs(t, err, ErrDecode, "a decode failure must wrap ErrDecode so that it is dead-lettered")
 			require.True(t, reflect.DeepEqual(ev, Event{}), "a decode failure must return the zero event: %#v", ev)
+			require.Less(t, len(err.Error()), maxDecodeError,
+				"a decode error is logged, so it must not grow with the input: %.400s", err)
 			return
 		}
 		require.NoError(t, ev.Validate(), "a decoded event must be valid")
@@ -80,6 +83,23 @@ func requireSameDecode(t *testing.T, raw []byte) {
 	err := json.Unmarshal(raw, &slow)
 	require.NoError(t, err, "the fast decoder accepted %q, which encoding/json rejects", raw)
 	require.True(t, reflect.DeepEqual(fast, slow), "decoders disagree on %q:\nfast %#v\nslow %#v", raw, fast, slow)
+}
+
+// requireSameOutcome checks that DecodeEvent, whose slow path decodes
+// into a type of its own to control its errors, fails exactly when
+// json.Unmarshal into Event fails or gives an invalid event.
+func requireSameOutcome(t *testing.T, raw []byte, decodeErr error) {
+	t.Helper()
+	var viaJSON Event
+	jsonErr := json.Unmarshal(raw, &viaJSON)
+	if jsonErr == nil {
+		jsonErr = viaJSON.validateFields()
+	}
+	if jsonErr != nil {
+		require.Error(t, decodeErr, "encoding/json rejects %q: %v", raw, jsonErr)
+		return
+	}
+	require.NoError(t, decodeErr, "encoding/json accepts %q", raw)
 }
 
 func TestMarshalRoundTrip(t *testing.T) {

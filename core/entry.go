@@ -1,8 +1,10 @@
 package core
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -171,6 +173,8 @@ func FormatTime(t time.Time) string {
 	return t.UTC().Format(TimeFormat)
 }
 
+// parseTimeField parses the time in field name. Its errors give the
+// value's length, not the value, which may be anything a broker returned.
 func parseTimeField(id string, fields map[string]string, name string) (time.Time, error) {
 	value := fields[name]
 	if value == "" {
@@ -178,11 +182,12 @@ func parseTimeField(id string, fields map[string]string, name string) (time.Time
 	}
 	t, err := time.Parse(time.RFC3339Nano, value)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("parse dead letter entry %s: field %s: %w", id, name, err)
+		return time.Time{}, fmt.Errorf("parse dead letter entry %s: field %s is not an RFC 3339 time such as "+
+			"2026-01-02T15:04:05.000000Z (%d bytes)", id, name, len(value))
 	}
 	if !fitsTimeFormat(t) {
 		return time.Time{}, fmt.Errorf("parse dead letter entry %s: field %s: %s is outside the years "+
-			"0000 to 9999 in UTC", id, name, value)
+			"0000 to 9999 in UTC", id, name, t.Format(time.RFC3339Nano))
 	}
 	return t.UTC(), nil
 }
@@ -196,14 +201,23 @@ func fitsTimeFormat(t time.Time) bool {
 	return year >= 0 && year <= 9999
 }
 
+// parseIntField parses the decimal integer in field name. Like
+// parseTimeField, it gives the value's length in its errors.
 func parseIntField(id string, fields map[string]string, name string) (int, error) {
 	value := fields[name]
 	if value == "" {
 		return 0, nil
 	}
 	n, err := strconv.Atoi(value)
+	// Atoi reports a range error as soon as the digits overflow, even when
+	// a character that is not a digit follows.
+	if errors.Is(err, strconv.ErrRange) && strings.TrimLeft(value[1:], "0123456789") == "" {
+		return 0, fmt.Errorf("parse dead letter entry %s: field %s is out of range for an int (%d bytes)",
+			id, name, len(value))
+	}
 	if err != nil {
-		return 0, fmt.Errorf("parse dead letter entry %s: field %s: %w", id, name, err)
+		return 0, fmt.Errorf("parse dead letter entry %s: field %s is not a decimal integer (%d bytes)",
+			id, name, len(value))
 	}
 	return n, nil
 }

@@ -87,6 +87,22 @@ func TestParseEntry(t *testing.T) {
 		require.Empty(t, parsed.EventID)
 	})
 
+	t.Run("QuotesNoFieldValue", func(t *testing.T) {
+		for _, name := range []string{FieldFailedAt, FieldFirstFailedAt, FieldReplayedAt, FieldAttempts,
+			FieldReplayCount} {
+			for _, value := range []string{marker, "2026-03-01T09:30:00Z" + marker, "1" + marker + huge,
+				"9999999999999999999999999999" + marker, "-9999999999999999999999999999"} {
+				fields := fieldMap(entry.Fields())
+				fields[name] = value
+
+				_, err := ParseEntry("10-0", fields)
+				require.ErrorContains(t, err, "field "+name+" is ", "the error must name the field")
+				require.NotContains(t, err.Error(), marker, "the error must not show the value of %s", name)
+				require.Less(t, len(err.Error()), maxDecodeError, "the error must stay short: %.400s", err)
+			}
+		}
+	})
+
 	t.Run("RejectsTimeOutsideFourDigitYears", func(t *testing.T) {
 		fields := fieldMap(entry.Fields())
 		fields[FieldFailedAt] = "9999-12-31T23:00:00-05:00"
@@ -116,6 +132,8 @@ func FuzzParseEntry(f *testing.F) {
 		require.Equal(t, fields[FieldErrorType], string(entry.ErrorType))
 		if err != nil {
 			require.ErrorContains(t, err, "parse dead letter entry")
+			require.LessOrEqual(t, len(err.Error()), len(id)+200,
+				"an error must not grow with the fields' values: %.400s", err)
 			return
 		}
 

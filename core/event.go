@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/deadletter/deadletter/internal/redact"
 )
 
 // Event is a domain event: something that happened to an aggregate, such as
@@ -41,7 +43,8 @@ type Event struct {
 func NewEvent(eventType, aggregateType, aggregateID string, data any) (Event, error) {
 	raw, err := json.Marshal(data)
 	if err != nil {
-		return Event{}, fmt.Errorf("%w: encode data of %q: %v", ErrInvalidEvent, eventType, err)
+		return Event{}, fmt.Errorf("%w: encode data of event type %s: %v", ErrInvalidEvent,
+			redact.Excerpt(eventType), err)
 	}
 
 	ev := Event{
@@ -71,25 +74,34 @@ func (e Event) Validate() error {
 }
 
 // validateFields checks every field but the validity of Data as JSON, which
-// decoding has checked already.
+// decoding has checked already. Its errors name the invalid field without
+// its value, which may hold personal data, except for a short excerpt of
+// event_type and event_id, which help to find the event.
 func (e Event) validateFields() error {
 	switch {
+	case e.EventType == "":
+		return fmt.Errorf("%w: event_type is missing", ErrInvalidEvent)
 	case !ValidEventType(e.EventType):
-		return fmt.Errorf("%w: event_type %q must be dot-separated words of letters, digits, '_' or '-'",
-			ErrInvalidEvent, e.EventType)
+		return fmt.Errorf("%w: event_type %s must be at most 200 bytes of dot-separated words of letters, "+
+			"digits, '_' or '-'", ErrInvalidEvent, redact.Excerpt(e.EventType))
+	case e.EventID == "":
+		return fmt.Errorf("%w: event_id is missing", ErrInvalidEvent)
 	case uuid.Validate(e.EventID) != nil:
-		return fmt.Errorf("%w: event_id %q is not a UUID", ErrInvalidEvent, e.EventID)
+		return fmt.Errorf("%w: event_id %s is not a UUID", ErrInvalidEvent, redact.Excerpt(e.EventID))
 	case e.AggregateType == "":
-		return fmt.Errorf("%w: aggregate_type is missing", ErrInvalidEvent)
+		return fmt.Errorf("%w: aggregate_type of event %s is missing", ErrInvalidEvent, e.EventID)
+	case e.AggregateID == "":
+		return fmt.Errorf("%w: aggregate_id of event %s is missing", ErrInvalidEvent, e.EventID)
 	case uuid.Validate(e.AggregateID) != nil:
-		return fmt.Errorf("%w: aggregate_id %q is not a UUID", ErrInvalidEvent, e.AggregateID)
+		return fmt.Errorf("%w: aggregate_id of event %s is not a UUID (%d bytes)", ErrInvalidEvent, e.EventID,
+			len(e.AggregateID))
 	case !startsObject(e.Data):
 		return fmt.Errorf("%w: data of event %s is not a JSON object", ErrInvalidEvent, e.EventID)
 	case e.OccurredAt.IsZero():
-		return fmt.Errorf("%w: occurred_at is missing", ErrInvalidEvent)
+		return fmt.Errorf("%w: occurred_at of event %s is missing", ErrInvalidEvent, e.EventID)
 	case !fitsTimeFormat(e.OccurredAt):
-		return fmt.Errorf("%w: occurred_at %s is outside the years 0000 to 9999 in UTC", ErrInvalidEvent,
-			e.OccurredAt.Format(time.RFC3339Nano))
+		return fmt.Errorf("%w: occurred_at %s of event %s is outside the years 0000 to 9999 in UTC",
+			ErrInvalidEvent, e.OccurredAt.Format(time.RFC3339Nano), e.EventID)
 	}
 	return nil
 }
@@ -130,12 +142,15 @@ func (e Event) Marshal() ([]byte, error) {
 }
 
 // DecodeEvent parses and validates an event's JSON form. Any failure wraps
-// ErrDecode, so that callers can dead-letter the raw bytes at once.
+// ErrDecode, so that callers can dead-letter the raw bytes at once. The
+// error names the field and what is wrong with it, and quotes no more of
+// the input than validation errors do, because it is logged and stored in
+// the DLQ entry's error field.
 func DecodeEvent(raw []byte) (Event, error) {
 	ev, ok := decodeFast(raw)
 	if !ok {
-		ev = Event{}
-		if err := json.Unmarshal(raw, &ev); err != nil {
+		var err error
+		if ev, err = decodeJSON(raw); err != nil {
 			return Event{}, fmt.Errorf("%w: %v", ErrDecode, err)
 		}
 	}

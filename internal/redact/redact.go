@@ -1,5 +1,7 @@
-// Package redact hides the secrets that server URLs carry, so that the
-// URLs can go into errors, logs and command output.
+// Package redact keeps secrets and message contents out of errors, logs
+// and command output. It hides the secrets that server URLs carry, cuts
+// identifiers read from a message to short escaped excerpts, and describes
+// JSON errors without the input that they quote.
 package redact
 
 import (
