@@ -10,6 +10,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
+
+	"github.com/deadletter/deadletter/internal/redact"
 )
 
 // uuidHeader carries the Watermill message UUID. Every other header that
@@ -130,7 +132,7 @@ func decodeHeaders(header nats.Header) (uuid string, metadata message.Metadata, 
 		}
 		value, err := unescapeHeaderValue(values[0])
 		if err != nil {
-			return "", nil, fmt.Errorf("header %q: %w", key, err)
+			return "", nil, fmt.Errorf("header %s: %w", redact.Excerpt(key), err)
 		}
 		if key == uuidHeader {
 			uuid = value

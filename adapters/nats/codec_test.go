@@ -73,6 +73,22 @@ func runRetry(t *testing.T, msg *message.Message) ([]core.Entry, []core.Event) {
 	return recorder.entries, handled
 }
 
+// maxDecodeError bounds the error of a dead-lettered message that is not
+// an event, whatever the message's size.
+const maxDecodeError = 400
+
+// TestDecodeHeadersCutsKey checks that the error of a header value that
+// cannot be unescaped shows only the start of the header's name.
+func TestDecodeHeadersCutsKey(t *testing.T) {
+	const marker = "PII7anaSouza"
+	key := "Trace-" + strings.Repeat("x", 80) + marker + strings.Repeat("y", 100<<10)
+	_, _, err := decodeHeaders(nats.Header{key: {`bad \q escape ` + marker}})
+	require.ErrorContains(t, err, `header "Trace-xxx`)
+	require.ErrorContains(t, err, "value has an unknown escape \\q")
+	require.NotContains(t, err.Error(), marker, "the error must show neither the value nor the whole name")
+	require.Less(t, len(err.Error()), maxDecodeError)
+}
+
 // FuzzDecodeMessage checks that any message on an event subject becomes a
 // Watermill message with its data as the payload, and that one which is
 // not an event is dead-lettered as a decode failure with its bytes kept,
@@ -111,6 +127,8 @@ func FuzzDecodeMessage(f *testing.F) {
 		require.Len(t, entries, 1, "a message that is not an event must be dead-lettered once")
 		require.Equal(t, core.ErrorTypeDecode, entries[0].ErrorType)
 		require.NotEmpty(t, entries[0].Error)
+		require.Less(t, len(entries[0].Error), maxDecodeError,
+			"a decode error is logged, so it must not grow with the message: %.400s", entries[0].Error)
 		require.True(t, bytes.Equal(data, entries[0].EventData), "the dead letter entry must keep the raw bytes")
 		require.Equal(t, "7", entries[0].SourceID)
 	})

@@ -7,6 +7,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/deadletter/deadletter/core"
+	"github.com/deadletter/deadletter/internal/redact"
 )
 
 // Field names of an event stream entry. The payload is the event's JSON
@@ -56,7 +57,8 @@ func decode(id string, fields map[string]any) *message.Message {
 		var metadata map[string]string
 		if err := json.Unmarshal([]byte(raw), &metadata); err != nil {
 			msg.Metadata.Set(core.MetadataDecodeError,
-				fmt.Sprintf("stream entry %s: metadata is not a JSON object of strings: %v", id, err))
+				fmt.Sprintf("stream entry %s: metadata is not a JSON object of strings: %s", id,
+					redact.JSONError(err)))
 			return msg
 		}
 		for key, value := range metadata {

@@ -66,6 +66,30 @@ func runRetry(t *testing.T, msg *message.Message) ([]core.Entry, []core.Event) {
 	return recorder.entries, handled
 }
 
+// maxDecodeError bounds the error of a dead-lettered message that is not
+// an event, whatever the message's size.
+const maxDecodeError = 400
+
+// TestDecodeHidesMetadataValues checks that the decode error of an entry
+// whose metadata field is not a JSON object of strings shows none of it.
+func TestDecodeHidesMetadataValues(t *testing.T) {
+	const marker = "PII7anaSouza"
+	huge := strings.Repeat(marker, 50<<10)
+	for _, metadata := range []string{
+		marker + huge,
+		`{"name":"` + marker + huge,
+		`{"name":["` + marker + `"]}`,
+		`{"` + marker + huge + `":1}`,
+		`["` + marker + `"]`,
+	} {
+		msg := decode("1712345678901-0", map[string]any{fieldPayload: "{}", fieldMetadata: metadata})
+		reason := msg.Metadata.Get(core.MetadataDecodeError)
+		require.Contains(t, reason, "stream entry 1712345678901-0: metadata is not a JSON object of strings: ")
+		require.NotContains(t, reason, marker, "the decode error must not show the metadata")
+		require.Less(t, len(reason), maxDecodeError, "the decode error must stay short")
+	}
+}
+
 // FuzzDecodeStreamEntry checks that any stream entry becomes a message, and
 // that one which is not an event is dead-lettered as a decode failure with
 // its bytes kept, while an event reaches the handler.
@@ -112,6 +136,8 @@ func FuzzDecodeStreamEntry(f *testing.F) {
 		require.Len(t, entries, 1, "a message that is not an event must be dead-lettered once")
 		require.Equal(t, core.ErrorTypeDecode, entries[0].ErrorType)
 		require.NotEmpty(t, entries[0].Error)
+		require.Less(t, len(entries[0].Error), maxDecodeError,
+			"a decode error is logged, so it must not grow with the message: %.400s", entries[0].Error)
 		require.Equal(t, payload, entries[0].EventData, "the dead letter entry must keep the raw bytes")
 		require.Equal(t, id, entries[0].SourceID)
 	})

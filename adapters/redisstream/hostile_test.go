@@ -3,6 +3,7 @@ package redisstream_test
 import (
 	"bytes"
 	"context"
+	"strings"
 	"sync"
 	"testing"
 
@@ -29,6 +30,10 @@ const (
 	// rejected: Redis rejects the XADD, so nothing is stored.
 	rejected
 )
+
+// personalData is planted in the fields of hostile entries. It must reach
+// the DLQ entry's event_data but not its error.
+const personalData = "PII7-ana.souza@example.org"
 
 // hostileEntry is an entry added to an event stream with XADD, as a tool
 // other than the adapter's publisher would add it.
@@ -94,6 +99,9 @@ func hostileEntries(t *testing.T) []hostileEntry {
 	dataString, _ := rawEvent(t, `"data":{"name":"Ana"}`, `"data":"Ana"`)
 	noEventID, _ := rawEvent(t, `"event_id":`, `"id":`)
 	garbage := bytes.Repeat([]byte("x"), 10<<20)
+	hugeOccurredAt, _ := rawEvent(t, `"occurred_at":"`,
+		`"occurred_at":"`+strings.Repeat(personalData, 50<<10)+`","x":"`)
+	personalAggregateID, _ := rawEvent(t, `"aggregate_id":"`, `"aggregate_id":"`+personalData+`","x":"`)
 
 	return []hostileEntry{
 		{name: "NoFields", values: []any{}, want: rejected},
@@ -117,6 +125,10 @@ func hostileEntries(t *testing.T) []hostileEntry {
 		{name: "DataNotAnObject", values: []any{"payload", dataString}, want: deadLettered, eventData: dataString},
 		{name: "NoEventID", values: []any{"payload", noEventID}, want: deadLettered, eventData: noEventID},
 		{name: "TenMiBNotAnEvent", values: []any{"payload", garbage}, want: deadLettered, eventData: garbage},
+		{name: "HugeOccurredAt", values: []any{"payload", hugeOccurredAt}, want: deadLettered,
+			eventData: hugeOccurredAt},
+		{name: "PersonalDataAsAggregateID", values: []any{"payload", personalAggregateID}, want: deadLettered,
+			eventData: personalAggregateID},
 		{name: "TenMiBEvent", values: []any{"payload", large}, want: handled, eventID: largeID,
 			checkEvent: func(t *testing.T, ev core.Event) {
 				require.Greater(t, len(ev.Data), 10<<20)
@@ -189,6 +201,9 @@ func TestHostileStreamEntries(t *testing.T) {
 				require.Equal(t, core.ErrorTypeDecode, dlqEntry.ErrorType)
 				require.Equal(t, "index", dlqEntry.Handler)
 				require.NotEmpty(t, dlqEntry.Error)
+				require.NotContains(t, dlqEntry.Error, personalData, "the error must not show the event's fields")
+				require.Less(t, len(dlqEntry.Error), 400, "the error must not grow with the entry: %.400s",
+					dlqEntry.Error)
 				if entry.eventData != nil {
 					require.True(t, bytes.Equal(entry.eventData, dlqEntry.EventData),
 						"event_data must keep the payload byte for byte; got %d bytes, want %d",

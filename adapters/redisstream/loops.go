@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/deadletter/deadletter/core"
+	"github.com/deadletter/deadletter/internal/redact"
 )
 
 // The pause after a failed call while Redis is unreachable starts at
@@ -226,7 +227,8 @@ func (sub *subscription) parkedToMessage(id, raw string) *message.Message {
 	var parked parkedMessage
 	if err := json.Unmarshal([]byte(raw), &parked); err != nil {
 		msg := message.NewMessage(id, []byte(raw))
-		msg.Metadata.Set(core.MetadataDecodeError, "stored retry copy of "+id+" is not valid JSON: "+err.Error())
+		msg.Metadata.Set(core.MetadataDecodeError,
+			"stored retry copy of "+id+" cannot be decoded: "+redact.JSONError(err))
 		return msg
 	}
 	msg := message.NewMessage(parked.UUID, parked.Payload)
