@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -45,12 +46,17 @@ func (r *Retry) newAttempt(msg *message.Message) *attempt {
 	return a
 }
 
+// maxDecodeReason bounds the reason that a subscriber gives in
+// core.MetadataDecodeError, because the reason is logged and stored in the
+// DLQ entry's error field. The adapters' own reasons are far shorter.
+const maxDecodeReason = 512
+
 // decode parses the event from the payload. It returns an error wrapping
 // core.ErrDecode when the subscriber could not decode the message or the
 // payload is not a valid event.
 func (a *attempt) decode() error {
 	if reason := a.msg.Metadata.Get(core.MetadataDecodeError); reason != "" {
-		return fmt.Errorf("%w: %s", core.ErrDecode, reason)
+		return fmt.Errorf("%w: %s", core.ErrDecode, cutReason(reason))
 	}
 	if ev, ok := EventFromContext(a.msg.Context()); ok {
 		a.event = &ev
@@ -63,6 +69,19 @@ func (a *attempt) decode() error {
 	}
 	a.event = &ev
 	return nil
+}
+
+// cutReason returns reason cut to maxDecodeReason bytes at a character
+// boundary, with a note of its full length when it was longer.
+func cutReason(reason string) string {
+	if len(reason) <= maxDecodeReason {
+		return reason
+	}
+	n := maxDecodeReason
+	for n > 0 && !utf8.RuneStart(reason[n]) {
+		n--
+	}
+	return fmt.Sprintf("%s... (cut at %d of %d bytes)", reason[:n], n, len(reason))
 }
 
 // recordFailure stores a failed attempt's outcome on the message, for

@@ -3,11 +3,14 @@ package middleware_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -335,6 +338,24 @@ func TestRetryRedelivery(t *testing.T) {
 		require.Equal(t, raw, entry.EventData)
 		require.Equal(t, core.ErrorTypeDecode, entry.ErrorType)
 		require.Contains(t, entry.Error, "stream entry has no payload field")
+	})
+
+	t.Run("LongSubscriberDecodeErrorIsCut", func(t *testing.T) {
+		f := newFixture(t, policy)
+		_, raw := newEvent(t)
+		var c calls
+
+		reason := "header is invalid: " + strings.Repeat("é", 100<<10)
+		msg := delivery(raw, 1, map[string]string{core.MetadataDecodeError: reason})
+		f.handle(t, c.script(), msg)
+		require.Zero(t, c.count())
+
+		entry := f.onlyEntry(t)
+		require.Equal(t, core.ErrorTypeDecode, entry.ErrorType)
+		require.Contains(t, entry.Error, "header is invalid: é")
+		require.Contains(t, entry.Error, fmt.Sprintf("... (cut at 511 of %d bytes)", len(reason)))
+		require.Less(t, len(entry.Error), 600, "the entry's error must stay short")
+		require.True(t, utf8.ValidString(entry.Error), "the cut must fall between characters")
 	})
 }
 

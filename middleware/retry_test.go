@@ -472,6 +472,28 @@ func TestRetryInPlace(t *testing.T) {
 		f.requireNoPayloadLogged(t)
 	})
 
+	t.Run("DecodeErrorHidesFieldValues", func(t *testing.T) {
+		f := newFixture(t, core.Policy{Initial: time.Millisecond})
+		ev, _ := newEvent(t)
+		ev.OccurredAt = time.Date(2026, 3, 1, 9, 30, 0, 0, time.UTC)
+		raw, err := ev.Marshal()
+		require.NoError(t, err)
+		raw = bytes.Replace(raw, []byte(ev.AggregateID), []byte(payloadMarker+"-ana@example.org"), 1)
+		raw = bytes.Replace(raw, []byte("2026-03-01T09:30:00Z"), bytes.Repeat([]byte(payloadMarker), 40<<10), 1)
+		var c calls
+
+		require.NoError(t, f.runInPlace(t, c.script(), raw))
+		require.Zero(t, c.count(), "handler called for an invalid event")
+		entry := f.onlyEntry(t)
+		require.Equal(t, raw, entry.EventData)
+		require.Equal(t, core.ErrorTypeDecode, entry.ErrorType)
+		require.Contains(t, entry.Error, "occurred_at is not an RFC 3339 time")
+		require.NotContains(t, entry.Error, payloadMarker, "the entry's error must not show field values")
+		require.Less(t, len(entry.Error), 300, "the entry's error must stay short")
+		require.Less(t, len(f.logs.String()), 4<<10, "the log lines must not grow with the message")
+		f.requireNoPayloadLogged(t)
+	})
+
 	t.Run("CancelDuringPauseStopsRetrying", func(t *testing.T) {
 		f := newFixture(t, core.Policy{Initial: time.Hour})
 		ev, raw := newEvent(t)
