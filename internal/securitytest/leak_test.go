@@ -189,20 +189,37 @@ func startService(t *testing.T, adapter core.Adapter, logger *slog.Logger, regis
 }
 
 // hostileNames name the messages of hostilePayloads.
-var hostileNames = []string{"not JSON", "invalid aggregate_id", "data not an object", "cut short", "bare word"}
+var hostileNames = []string{"not JSON", "invalid aggregate_id", "data not an object", "cut short", "bare word",
+	"personal data as aggregate_id", "personal data as occurred_at", "long occurred_at", "occurred_at not a string",
+	"long event_id", "long event_type", "event_type not a string"}
 
 // hostilePayloads returns messages that are not valid events, each with the
-// payload marker where personal data would be.
+// payload marker where personal data would be. Decode errors show an
+// excerpt of event_id and event_type, so in those fields the marker
+// follows padding longer than the excerpt.
 func hostilePayloads(s secrets) [][]byte {
-	head := `{"event_type":"` + eventType + `","event_id":"` + uuid.NewString() + `","aggregate_type":"patient",`
+	eventID := `"event_id":"` + uuid.NewString() + `",`
+	head := `{"event_type":"` + eventType + `",` + eventID + `"aggregate_type":"patient",`
 	aggregate := `"aggregate_id":"` + uuid.NewString() + `",`
 	const occurred = `,"occurred_at":"2024-05-01T10:00:00Z"}`
+	const data = `"data":{"name":"Ana"}`
+	pad := strings.Repeat("x", 80)
 	return [][]byte{
 		[]byte(s.payload),
 		[]byte(head + `"aggregate_id":"not-a-uuid","data":{"name":"` + s.payload + `"}` + occurred),
 		[]byte(head + aggregate + `"data":"` + s.payload + `"` + occurred),
 		[]byte(head + aggregate + `"data":{"name":"` + s.payload),
 		[]byte(head + aggregate + `"data":{"name":` + s.payload + `}` + occurred),
+		[]byte(head + `"aggregate_id":"` + s.payload + `@example.org",` + data + occurred),
+		[]byte(head + aggregate + data + `,"occurred_at":"2024-05-01T10:00:00Z ` + s.payload + `"}`),
+		[]byte(head + aggregate + data + `,"occurred_at":"` + strings.Repeat(s.payload, 4<<10) + `"}`),
+		[]byte(head + aggregate + data + `,"occurred_at":["` + s.payload + `"]}`),
+		[]byte(`{"event_type":"` + eventType + `","event_id":"` + pad + s.payload + `","aggregate_type":"patient",` +
+			aggregate + data + occurred),
+		[]byte(`{"event_type":"` + eventType + "." + pad + " " + s.payload + `",` + eventID +
+			`"aggregate_type":"patient",` + aggregate + data + occurred),
+		[]byte(`{"event_type":{"name":"` + s.payload + `"},` + eventID + `"aggregate_type":"patient",` +
+			aggregate + data + occurred),
 	}
 }
 
