@@ -1,5 +1,5 @@
 // Command quickstart registers a handler for patient.registered on Redis,
-// publishes one event and handles it until interrupted.
+// publishes one event and handles it until interrupted or terminated.
 package main
 
 import (
@@ -9,6 +9,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"syscall"
 
 	"github.com/deadletter/deadletter"
 	"github.com/deadletter/deadletter/adapters/redisstream"
@@ -16,7 +17,8 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	// SIGTERM, as sent by service managers, lets running handlers finish.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
 	adapter, err := redisstream.NewAdapter(redisstream.Config{URL: "redis://127.0.0.1:6379/0"})
