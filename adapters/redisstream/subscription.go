@@ -110,6 +110,7 @@ func (sub *subscription) warn(msg string, err error, attrs ...slog.Attr) {
 // down in order: no new messages, then the handed-out ones settle,
 // then the last acknowledgements are written.
 func (sub *subscription) run(closing <-chan struct{}) {
+	sub.probeReadCounter()
 	sub.checkTrimmedBounded()
 
 	var producers, helpers sync.WaitGroup

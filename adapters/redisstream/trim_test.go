@@ -106,6 +106,8 @@ func TestLaggingHandlerTrimIsReported(t *testing.T) {
 		require.NoError(t, err)
 		reported += n
 	}
+	require.NotContains(t, logs.String(), "trimmed_unread is a lower bound",
+		"an exact count needs a Redis whose read counter adds one per delivered entry, as 7.0 does")
 	require.Contains(t, logs.String(),
 		"level=CRITICAL msg=\"events were trimmed from the stream before this handler read them")
 	require.Equal(t, neverHandled, reported,
