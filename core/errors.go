@@ -66,6 +66,10 @@ const (
 	// ErrorTypeRedeliveryLimit is an event delivered more often than the
 	// policy allows without a handler result, typically a process crash.
 	ErrorTypeRedeliveryLimit ErrorType = "redelivery_limit"
+	// ErrorTypeTrimmed is an event that the broker dropped from its stream,
+	// as at the stream's length cap, while the event waited for a retry. The
+	// entry keeps the last attempt's error and the attempts made so far.
+	ErrorTypeTrimmed ErrorType = "trimmed"
 )
 
 // PermanentError wraps an error that retrying cannot fix, such as invalid

@@ -175,7 +175,7 @@ func TestHeadersOverLimitAreCut(t *testing.T) {
 	t.Run("RetryState", func(t *testing.T) {
 		state := newTestAdapter(t).retryState
 		subject := state.subject("index", "patient.registered", 1)
-		saved, err := state.save(ctx, subject, message.Metadata{core.MetadataLastError: longError})
+		saved, err := state.save(ctx, subject, message.Metadata{core.MetadataLastError: longError}, []byte("{}"))
 		require.NoError(t, err, "a long last error must not stop the retry state from being saved")
 		require.True(t, saved)
 

@@ -114,7 +114,18 @@ func (a *Adapter) ensureBucket(ctx context.Context) (jetstream.KeyValue, error) 
 // too long for the header limit and event data too large for the server's
 // max payload are cut, with a note of their whole length.
 func (q *DLQ) Add(ctx context.Context, e core.Entry) (string, error) {
+	id, _, err := q.addOnce(ctx, e, "")
+	return id, err
+}
+
+// addOnce adds e as Add does, with msgID, when not "", as its JetStream
+// message id: the DLQ stream drops a second write with the same id within
+// its duplicate window, 2 minutes by default, and duplicate reports that.
+func (q *DLQ) addOnce(ctx context.Context, e core.Entry, msgID string) (id string, duplicate bool, err error) {
 	msg := newEntryMsg(q.names.dlqSubject, e, q.js.Conn().MaxPayload())
+	if msgID != "" {
+		msg.Header.Set(nats.MsgIdHdr, msgID)
+	}
 
 	ack, err := q.js.PublishMsg(ctx, msg)
 	if errors.Is(err, jetstream.ErrNoStreamResponse) {
@@ -122,15 +133,16 @@ func (q *DLQ) Add(ctx context.Context, e core.Entry) (string, error) {
 		// deleted: create it again and write once more. A stream that
 		// exists with other subjects is left alone.
 		if err := q.recreate(ctx); err != nil {
-			return "", fmt.Errorf("write dlq entry for handler %q: stream %s takes no entries and creating it "+
-				"failed: %w", e.Handler, q.names.dlqStream, err)
+			return "", false, fmt.Errorf("write dlq entry for handler %q: stream %s takes no entries and "+
+				"creating it failed: %w", e.Handler, q.names.dlqStream, err)
 		}
 		ack, err = q.js.PublishMsg(ctx, msg)
 	}
 	if err != nil {
-		return "", fmt.Errorf("write dlq entry for handler %q to stream %s: %w", e.Handler, q.names.dlqStream, err)
+		return "", false, fmt.Errorf("write dlq entry for handler %q to stream %s: %w", e.Handler,
+			q.names.dlqStream, err)
 	}
-	return formatID(ack.Sequence), nil
+	return formatID(ack.Sequence), ack.Duplicate, nil
 }
 
 // Len returns the number of entries.

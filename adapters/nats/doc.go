@@ -52,7 +52,10 @@
 // the retry state stream, one subject per handler and event, and read back
 // on the next delivery; the ack purges it. The adapter therefore declares
 // Capabilities.RetryState. State older than Config.RetryStateMaxAge (7 days)
-// expires.
+// expires. The state also keeps a copy of the event: every AckWait each
+// subscription dead-letters, with error type "trimmed", the events of its
+// handler that Config.MaxEventsPerType dropped while they waited for a
+// retry.
 //
 // A message whose headers cannot be decoded is delivered with its data as
 // the payload and core.MetadataDecodeError set, so the middleware

@@ -24,9 +24,25 @@ var retryKeys = []string{
 	core.MetadataDeadLetterPending,
 }
 
+// copyKeys are the metadata keys that the retry state keeps, besides
+// retryKeys, to build a DLQ entry for an event that the events stream drops
+// while it waits for its retry. They are not set again on the next
+// delivery, which gets them from JetStream and the message.
+var copyKeys = []string{
+	core.MetadataDeliveryCount,
+	core.MetadataReplayCount,
+}
+
+// dataOmittedHeader replaces the event's data in a retry state whose data
+// and headers together would exceed the server's max payload. Its value is
+// the data's length in bytes.
+const dataOmittedHeader = "deadletter_event_data_omitted"
+
 // retryState stores the outcome of each event's last failed attempt, per
 // handler, as the headers of the one message on the subject
-// "<prefix>.retry.<handler>.<event_type>.<stream sequence>".
+// "<prefix>.retry.<handler>.<event_type>.<stream sequence>". The message's
+// data is a copy of the event, kept in case the events stream drops the
+// event before its retry.
 type retryState struct {
 	js            jetstream.JetStream
 	stream        jetstream.Stream
@@ -40,9 +56,12 @@ func (r *retryState) subject(handler, eventType string, seq uint64) string {
 	return r.subjectPrefix + handler + "." + eventType + "." + strconv.FormatUint(seq, 10)
 }
 
-// save stores the retry keys of md, if it has any, replacing the state
-// stored before. It reports whether there was anything to store.
-func (r *retryState) save(ctx context.Context, subject string, md message.Metadata) (bool, error) {
+// save stores the retry keys of md, if it has any, with the copy keys and
+// a copy of the event's data, replacing the state stored before. Data that
+// would push the state past the server's max payload is left out and
+// marked with dataOmittedHeader. It reports whether there was anything to
+// store.
+func (r *retryState) save(ctx context.Context, subject string, md message.Metadata, data []byte) (bool, error) {
 	var fields []string
 	for _, key := range retryKeys {
 		if value := md.Get(key); value != "" {
@@ -52,8 +71,18 @@ func (r *retryState) save(ctx context.Context, subject string, md message.Metada
 	if len(fields) == 0 {
 		return false, nil
 	}
+	for _, key := range copyKeys {
+		if value := md.Get(key); value != "" {
+			fields = append(fields, key, value)
+		}
+	}
 	msg := nats.NewMsg(subject)
 	setHeaders(msg, fields)
+	if int64(len(data)+headerSize(msg.Header)) <= r.js.Conn().MaxPayload() {
+		msg.Data = data
+	} else {
+		msg.Header.Set(dataOmittedHeader, strconv.Itoa(len(data)))
+	}
 	if _, err := r.js.PublishMsg(ctx, msg); err != nil {
 		return false, fmt.Errorf("save retry state %s: %w", subject, err)
 	}

@@ -77,6 +77,9 @@ func (s *Subscriber) newSubscription(ctx context.Context, eventType string) (*su
 func (sub *subscription) run() {
 	defer close(sub.out)
 	defer sub.inFlight.Wait()
+	swept := make(chan struct{})
+	go sub.sweepLoop(swept)
+	defer func() { <-swept }()
 	defer sub.cancel()
 
 	for sub.ctx.Err() == nil {
@@ -296,15 +299,15 @@ func (sub *subscription) nackWithState(wm *message.Message, d delivery) {
 
 	if d.stateSubject != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), sub.adapter.cfg.PublishTimeout)
-		_, err := sub.adapter.retryState.save(ctx, d.stateSubject, wm.Metadata)
+		_, err := sub.adapter.retryState.save(ctx, d.stateSubject, wm.Metadata, d.msg.Data())
 		cancel()
 		if err != nil {
-			sub.warn(d.log(sub.log), "save retry state failed; the next delivery lacks the last error", err)
+			sub.warn(d.log(sub.log), "save retry state failed; the next delivery lacks the last error, and a "+
+				"drop by MaxEventsPerType during the pause is not dead-lettered", err)
 		}
 	}
-	// TODO: keep a copy of a message waiting for its retry, as the Redis
-	// adapter does; until then an event dropped by MaxEventsPerType during
-	// the pause is never retried.
+	// The retry state keeps a copy of the event, so that sweepDropped can
+	// dead-letter it if MaxEventsPerType drops it during the pause.
 	sub.nakLogged(d, delay)
 }
 
