@@ -73,7 +73,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 // short outage waits for Redis instead of failing.
 func (s *Subscriber) createGroup(ctx context.Context, keys handlerKeys) error {
 	deadline := time.Now().Add(setupTimeout)
-	pause := 50 * time.Millisecond
+	pause := minErrorPause
 	for {
 		err := s.adapter.client.XGroupCreateMkStream(ctx, keys.stream, keys.group, s.adapter.cfg.StartFrom).Err()
 		if err == nil || strings.HasPrefix(err.Error(), "BUSYGROUP") {
@@ -93,7 +93,7 @@ func (s *Subscriber) createGroup(ctx context.Context, keys handlerKeys) error {
 		case <-s.closing:
 			return fmt.Errorf("subscribe handler %q to %q: subscriber %w", s.handler, keys.stream, core.ErrClosed)
 		}
-		pause = min(2*pause, 2*time.Second)
+		pause = nextErrorPause(pause)
 	}
 }
 
