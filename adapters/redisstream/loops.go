@@ -171,7 +171,7 @@ func (sub *subscription) retryLoop() {
 			timer.Reset(time.Until(timerAt))
 		case <-sweep.C:
 			sub.claimAbandoned()
-			sub.checkTrimmedBounded()
+			sub.checkTrimmed()
 		}
 	}
 }

@@ -111,7 +111,7 @@ func (sub *subscription) warn(msg string, err error, attrs ...slog.Attr) {
 // then the last acknowledgements are written.
 func (sub *subscription) run(closing <-chan struct{}) {
 	sub.probeReadCounter()
-	sub.checkTrimmedBounded()
+	sub.checkTrimmed()
 
 	var producers, helpers sync.WaitGroup
 	producers.Add(2)
@@ -132,7 +132,7 @@ func (sub *subscription) run(closing <-chan struct{}) {
 	// which would otherwise wait for the next start of the handler. It runs
 	// while the handed-out messages settle, so that it adds no wait.
 	checked := make(chan struct{})
-	go func() { defer close(checked); sub.checkTrimmedBounded() }()
+	go func() { defer close(checked); sub.checkTrimmed() }()
 	sub.waitSettled()
 
 	sub.ackMu.Lock()

@@ -143,11 +143,14 @@ func (sub *subscription) probeReadCounter() {
 // trimCheckScript when it starts, at every sweep and when it stops. A loss
 // is reported once, by the first check of any process of the handler that
 // runs after it. The count is exact where the read counter adds one per
-// delivered entry, and a lower bound elsewhere; see probeReadCounter.
+// delivered entry, and a lower bound elsewhere; see probeReadCounter. The
+// check takes at most redisCallTimeout.
 //
 // TODO: events trimmed while the group has no valid read counter, as
 // between its creation at "0" and its first read, are not counted.
-func (sub *subscription) checkTrimmed(ctx context.Context) {
+func (sub *subscription) checkTrimmed() {
+	ctx, cancel := context.WithTimeout(context.Background(), redisCallTimeout)
+	defer cancel()
 	reply, err := trimCheckScript.Run(ctx, sub.client,
 		[]string{sub.keys.stream, sub.keys.trimmed}, sub.keys.group).Slice()
 	if errors.Is(err, redis.Nil) {
@@ -172,11 +175,4 @@ func (sub *subscription) checkTrimmed(ctx context.Context) {
 		slog.Int64("trimmed_unread_total", totalLost),
 		slog.String("last_delivered_id", position),
 		slog.Int64("stream_max_len", sub.cfg.StreamMaxLen))
-}
-
-// checkTrimmedBounded runs checkTrimmed within redisCallTimeout.
-func (sub *subscription) checkTrimmedBounded() {
-	ctx, cancel := context.WithTimeout(context.Background(), redisCallTimeout)
-	defer cancel()
-	sub.checkTrimmed(ctx)
 }
