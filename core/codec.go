@@ -115,8 +115,7 @@ func (d *fastDecoder) field(ev *Event, key string) bool {
 	default:
 		// encoding/json matches keys without regard to case, so a key that
 		// differs from a known one only in case must take the slow path.
-		for _, known := range []string{"event_type", "event_id", "aggregate_type", "aggregate_id", "data",
-			"occurred_at"} {
+		for _, known := range eventFields {
 			if strings.EqualFold(key, known) {
 				return false
 			}
