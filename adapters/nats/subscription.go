@@ -216,10 +216,11 @@ func (sub *subscription) deliver(msg jetstream.Msg) {
 	defer cancel()
 	wm.SetContext(msgCtx)
 
-	for handedOut := false; !handedOut; {
+	for {
 		select {
 		case sub.out <- wm:
-			handedOut = true
+			sub.await(wm, delivery, ticker)
+			return
 		case <-ticker.C:
 			sub.extendAckWait(delivery)
 		case <-sub.ctx.Done():
@@ -227,7 +228,6 @@ func (sub *subscription) deliver(msg jetstream.Msg) {
 			return
 		}
 	}
-	sub.await(wm, delivery, ticker)
 }
 
 // await waits for the handler's Ack or Nack. Meanwhile it sends JetStream an
