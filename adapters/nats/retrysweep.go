@@ -184,13 +184,16 @@ func (sub *subscription) droppedEntry(state *jetstream.RawStreamMsg, seq uint64)
 		e.AggregateType, e.AggregateID = ev.AggregateType, ev.AggregateID
 	}
 
-	notes := []string{sub.droppedNote()}
+	var lines []string
+	if lastError := value(core.MetadataLastError); lastError != "" {
+		lines = append(lines, lastError)
+	}
+	lines = append(lines, sub.droppedNote())
 	if omitted := value(dataOmittedHeader); omitted != "" {
-		notes = append(notes, fmt.Sprintf("event_data was not kept: its %s bytes did not fit the nats server's "+
+		lines = append(lines, fmt.Sprintf("event_data was not kept: its %s bytes did not fit the nats server's "+
 			"max payload with the retry state.", omitted))
 	}
-	e.Error = strings.Join(append([]string{value(core.MetadataLastError)}, notes...), "\n")
-	e.Error = strings.TrimPrefix(e.Error, "\n")
+	e.Error = strings.Join(lines, "\n")
 	return e
 }
 
