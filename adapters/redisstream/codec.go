@@ -52,17 +52,17 @@ func decode(id string, fields map[string]any) *message.Message {
 
 	msg := message.NewMessage(uuid, []byte(payload))
 	if raw, ok := fields[fieldMetadata].(string); ok && raw != "" {
-		// Decoding into a map of its own keeps msg.Metadata non-nil, which
-		// the subscription relies on: JSON null would set the map to nil.
-		var metadata map[string]string
-		if err := json.Unmarshal([]byte(raw), &metadata); err != nil {
+		if err := json.Unmarshal([]byte(raw), &msg.Metadata); err != nil {
+			// A failed decode may have stored some of the keys.
+			msg.Metadata = message.Metadata{}
 			msg.Metadata.Set(core.MetadataDecodeError,
 				fmt.Sprintf("stream entry %s: metadata is not a JSON object of strings: %s", id,
 					redact.JSONError(err)))
 			return msg
 		}
-		for key, value := range metadata {
-			msg.Metadata.Set(key, value)
+		// JSON null sets the map to nil, and the subscription sets keys on it.
+		if msg.Metadata == nil {
+			msg.Metadata = message.Metadata{}
 		}
 	}
 	// The delivery state comes from the broker, never from what a publisher

@@ -90,6 +90,16 @@ func TestDecodeHidesMetadataValues(t *testing.T) {
 	}
 }
 
+// TestDecodeDropsPartialMetadata checks that metadata which fails to decode
+// adds none of its keys, although encoding/json stores the keys before the
+// failing one.
+func TestDecodeDropsPartialMetadata(t *testing.T) {
+	msg := decode("1-0", map[string]any{fieldPayload: "{}", fieldMetadata: `{"trace_id":"t1","count":1}`})
+	require.NotEmpty(t, msg.Metadata.Get(core.MetadataDecodeError))
+	require.Empty(t, msg.Metadata.Get("trace_id"), "a key decoded before the error must be dropped")
+	require.Len(t, msg.Metadata, 1, "only the decode error may be set")
+}
+
 // FuzzDecodeStreamEntry checks that any stream entry becomes a message, and
 // that one which is not an event is dead-lettered as a decode failure with
 // its bytes kept, while an event reaches the handler.
