@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
@@ -164,4 +165,67 @@ func TestDroppedRetry(t *testing.T) {
 		require.NoError(t, err)
 		require.True(t, found, "the retry state of an event still in the stream must stay")
 	})
+}
+
+// redeliveredMsg is the second delivery of the event at a stream sequence,
+// settled without a server round trip.
+type redeliveredMsg struct {
+	jetstream.Msg
+	data     []byte
+	stream   string
+	sequence uint64
+}
+
+func (m redeliveredMsg) Headers() nats.Header { return nats.Header{} }
+func (m redeliveredMsg) Data() []byte         { return m.data }
+func (m redeliveredMsg) Ack() error           { return nil }
+
+func (m redeliveredMsg) Metadata() (*jetstream.MsgMetadata, error) {
+	return &jetstream.MsgMetadata{
+		Stream: m.stream, NumDelivered: 2, Sequence: jetstream.SequencePair{Stream: m.sequence, Consumer: 2},
+	}, nil
+}
+
+func TestRetryStateAfterFailedLoad(t *testing.T) {
+	const eventType = "patient.registered"
+	ctx := context.Background()
+	a := newTestAdapter(t, func(c *Config) { c.MaxEventsPerType = dropTestCap })
+	s, err := a.Subscriber("index_patient")
+	require.NoError(t, err)
+	// An unstarted subscription does not sweep on its own.
+	sub, err := s.(*Subscriber).newSubscription(ctx, eventType)
+	require.NoError(t, err)
+	t.Cleanup(sub.cancel)
+
+	handled := newEventMessage(t, newTestEvent(t, eventType))
+	require.NoError(t, a.Publisher().Publish(eventType, handled))
+	state := message.Metadata{
+		core.MetadataLastError:     "search index timed out",
+		core.MetadataDeliveryCount: "1",
+	}
+	subject := a.retryState.subject("index_patient", eventType, 1)
+
+	// The retry state stream is missing while the second delivery loads
+	// the state, so the load fails. The stream is back, with the state of
+	// the first attempt, when the handler acknowledges the event.
+	require.NoError(t, a.js.DeleteStream(ctx, a.names.retryStream))
+	msg := redeliveredMsg{data: handled.Payload, stream: a.names.eventsStream, sequence: 1}
+	_, d := sub.toWatermill(msg)
+	reopen(t, a)
+	_, err = a.retryState.save(ctx, subject, state, handled.Payload)
+	require.NoError(t, err)
+
+	sub.ack(d)
+	_, found, err := a.retryState.load(ctx, subject)
+	require.NoError(t, err)
+	require.False(t, found, "an acknowledged event must not keep a retry state that failed to load")
+
+	var more []*message.Message
+	for range dropTestCap {
+		more = append(more, newEventMessage(t, newTestEvent(t, eventType)))
+	}
+	require.NoError(t, a.Publisher().Publish(eventType, more...))
+	written, err := sub.sweepDropped(ctx)
+	require.NoError(t, err)
+	require.Zero(t, written, "a handled event dropped from the stream must not be dead-lettered")
 }

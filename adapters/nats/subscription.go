@@ -356,7 +356,8 @@ type delivery struct {
 	sequence uint64
 
 	// stateSubject is the subject of this message's retry state, and
-	// hasState reports whether state was found on this delivery.
+	// hasState reports whether a state may exist: one was found on this
+	// delivery, or loading it failed.
 	stateSubject string
 	hasState     bool
 }
@@ -416,6 +417,10 @@ func (sub *subscription) restoreState(wm *message.Message, d *delivery) {
 	state, found, err := sub.adapter.retryState.load(ctx, d.stateSubject)
 	if err != nil {
 		sub.warn(d.log(sub.log), "load retry state failed; delivering without the last error", err)
+		// The ack still clears the state, because a state left behind
+		// would have the sweep dead-letter the handled event once the
+		// stream drops it.
+		d.hasState = true
 		return
 	}
 	d.hasState = found
