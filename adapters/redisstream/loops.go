@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -349,11 +350,7 @@ func (sub *subscription) reportTrimmedPending(ctx context.Context, ids []string,
 	if err := sub.client.XAck(ctx, sub.keys.stream, sub.keys.group, gone...).Err(); err != nil {
 		sub.warn("acknowledge trimmed entries failed", err)
 	}
-	names := make([]string, 0, len(consumers))
-	for name := range consumers {
-		names = append(names, name)
-	}
-	slices.Sort(names)
+	names := slices.Sorted(maps.Keys(consumers))
 	sub.log.LogAttrs(ctx, core.LevelCritical,
 		"events read by a stopped consumer were trimmed from the stream before they were handled; raise StreamMaxLen",
 		slog.Int("trimmed_unhandled", len(gone)),
