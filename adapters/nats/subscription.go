@@ -283,7 +283,10 @@ func (sub *subscription) ack(d delivery) {
 	ctx, cancel := context.WithTimeout(context.Background(), sub.adapter.cfg.PublishTimeout)
 	defer cancel()
 	if err := sub.adapter.retryState.clear(ctx, d.stateSubject); err != nil {
-		sub.warn(d.log(sub.log), "clear retry state failed; it expires after RetryStateMaxAge", err)
+		// NOTE: until the state expires, the sweep dead-letters the handled
+		// event if the stream drops it. The entry is a duplicate, not a loss.
+		sub.warn(d.log(sub.log), "clear retry state failed; it expires after RetryStateMaxAge, and until then "+
+			"a drop from the stream dead-letters the handled event", err)
 	}
 }
 
