@@ -38,8 +38,8 @@ func (t *throttle) allow(now time.Time) (ok bool, suppressed int) {
 	return true, suppressed
 }
 
-// recovered is called after a success. It reports whether to log that the
-// failure ended and, if so, how many failure lines were held back since the
+// recovered marks the end of a failure and is called after a success. It
+// reports whether to log that the failure ended and, if so, how many failure lines were held back since the
 // last line. It reports true once per logged failure line, so a failure
 // that comes and goes adds at most one such line per interval.
 func (t *throttle) recovered() (ok bool, suppressed int) {

@@ -43,7 +43,7 @@ func runWithTimeout(h message.HandlerFunc, msg *message.Message, timeout time.Du
 	}
 }
 
-// attemptResult is what a handler returned under a timeout.
+// attemptResult is the return values of a handler run under a timeout.
 type attemptResult struct {
 	produced []*message.Message
 	err      error
@@ -52,10 +52,11 @@ type attemptResult struct {
 }
 
 // outcome returns the handler's result, or a timeout error wrapping it when
-// the handler returned late. When the handler returned decides, not when
-// runWithTimeout sees the result: on a starved machine runWithTimeout can
-// wake after both the deadline and the handler's return, and the attempt
-// must fail then as it does when runWithTimeout wakes at the deadline.
+// the handler returned late. The time of the handler's return decides, not
+// the time runWithTimeout receives the result. On a starved machine
+// runWithTimeout can wake after both the deadline and the handler's return,
+// and the attempt must fail then as it does when runWithTimeout wakes at
+// the deadline.
 func (r attemptResult) outcome(timeout time.Duration, handler string) ([]*message.Message, error) {
 	switch {
 	case !r.late:

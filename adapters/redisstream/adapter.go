@@ -174,8 +174,8 @@ func serverAddr(client redis.UniversalClient) string {
 	return "the configured server"
 }
 
-// redactedParseError describes why raw is not a Redis URL without its
-// password. Errors of net/url quote the URL, or the part that failed, which
+// redactedParseError describes why raw is not a valid Redis URL, without
+// its password. Errors of net/url quote the URL, or the part that failed, which
 // may be the password, so only the form is given for them. go-redis's own
 // errors quote the scheme, path or query, which are shown only when
 // redact.URL shows them too.

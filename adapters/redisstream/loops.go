@@ -319,11 +319,11 @@ func (sub *subscription) claimAbandoned() {
 	}
 }
 
-// reportTrimmedPending looks at the entries that a claim did not return.
-// An entry another consumer took meanwhile is still in the stream. One
-// the trim removed while its reader was down was never handled and never
-// will be: it is logged at CRITICAL level and acknowledged, so that no
-// later sweep tries it again.
+// reportTrimmedPending checks the entries that a claim did not return. An
+// entry that another consumer took meanwhile is still in the stream. An
+// entry that the trim removed while its reader was down was never handled
+// and never will be. Those entries are logged at CRITICAL level and
+// acknowledged, so that no later sweep tries them again.
 func (sub *subscription) reportTrimmedPending(ctx context.Context, ids []string, owners map[string]string) {
 	pipe := sub.client.Pipeline()
 	ranges := make([]*redis.XMessageSliceCmd, len(ids))
@@ -334,6 +334,7 @@ func (sub *subscription) reportTrimmedPending(ctx context.Context, ids []string,
 		sub.warn("look up unclaimed entries failed", err)
 		return
 	}
+
 	var gone []string
 	consumers := map[string]bool{}
 	for i, cmd := range ranges {
@@ -345,11 +346,13 @@ func (sub *subscription) reportTrimmedPending(ctx context.Context, ids []string,
 	if len(gone) == 0 {
 		return
 	}
+
 	// Redis 7 drops such entries from the pending list when the claim
-	// skips them; older servers keep them there.
+	// skips them, but older servers keep them there.
 	if err := sub.client.XAck(ctx, sub.keys.stream, sub.keys.group, gone...).Err(); err != nil {
 		sub.warn("acknowledge trimmed entries failed", err)
 	}
+
 	names := slices.Sorted(maps.Keys(consumers))
 	sub.log.LogAttrs(ctx, core.LevelCritical,
 		"events read by a stopped consumer were trimmed from the stream before they were handled; raise StreamMaxLen",
@@ -396,8 +399,8 @@ func (sub *subscription) ackLoop() {
 	}
 }
 
-// flushAcksRetrying flushes batch, and again after each failure until the
-// subscription stops, then removes its ids from acking. Entries whose
+// flushAcksRetrying writes batch, retrying after each failure until the
+// subscription stops, and then removes its ids from acking. Entries whose
 // acknowledgement still failed stay pending and are delivered again after
 // Config.ClaimIdle, which at-least-once delivery allows.
 func (sub *subscription) flushAcksRetrying(batch []ackRequest) {

@@ -21,7 +21,7 @@ import (
 // blocking read.
 const redisCallTimeout = 5 * time.Second
 
-// setupTimeout bounds how long subscribing waits for Redis to answer.
+// setupTimeout bounds how long subscribing waits for Redis to respond.
 const setupTimeout = 10 * time.Second
 
 // subscription consumes one stream for one handler. It runs four loops: the

@@ -89,9 +89,9 @@ return {math.max(lost - reported, 0), lost, position}
 `)
 
 // readCounterProbeScript reads past a trimmed gap on a scratch stream, which
-// it deletes again, and returns the group's entries-read counter: 2 where
-// the counter adds one per delivered entry, as trimCheckScript needs, and 3
-// where Redis moves it past the gap. KEYS: scratch stream.
+// it deletes again, and returns the group's entries-read counter. The
+// counter is 2 where it adds one per delivered entry, as trimCheckScript
+// needs, and 3 where Redis moves it past the gap. KEYS: scratch stream.
 var readCounterProbeScript = redis.NewScript(`
 redis.call('DEL', KEYS[1])
 for i = 1, 3 do

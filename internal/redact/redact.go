@@ -10,7 +10,7 @@ import (
 	"strings"
 )
 
-// Placeholder stands for a value hidden whole.
+// Placeholder replaces a value that is hidden whole.
 const Placeholder = "[redacted]"
 
 // URL returns raw, one URL or several separated by commas, for people to
