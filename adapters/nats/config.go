@@ -57,7 +57,7 @@ type Config struct {
 
 	// MaxEventsPerType caps how many events of one type the events stream
 	// keeps, dropping the oldest. An event dropped while it waits for a
-	// retry is not retried: within about AckWait a subscriber of the
+	// retry is not retried. Within about AckWait a subscriber of the
 	// handler writes it to the DLQ with error type "trimmed", from the copy
 	// kept with its retry state. 0 means DefaultMaxEventsPerType (10,000);
 	// -1 means no cap.

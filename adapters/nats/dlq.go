@@ -118,9 +118,10 @@ func (q *DLQ) Add(ctx context.Context, e core.Entry) (string, error) {
 	return id, err
 }
 
-// addOnce adds e as Add does, with msgID, when not "", as its JetStream
-// message id: the DLQ stream drops a second write with the same id within
-// its duplicate window, 2 minutes by default, and duplicate reports that.
+// addOnce adds e as Add does. A msgID other than "" becomes the JetStream
+// message id, and the DLQ stream drops a second write with the same id
+// within its duplicate window, 2 minutes by default. duplicate reports
+// such a dropped write.
 func (q *DLQ) addOnce(ctx context.Context, e core.Entry, msgID string) (id string, duplicate bool, err error) {
 	msg := newEntryMsg(q.names.dlqSubject, e, q.js.Conn().MaxPayload())
 	if msgID != "" {
@@ -130,7 +131,7 @@ func (q *DLQ) addOnce(ctx context.Context, e core.Entry, msgID string) (id strin
 	ack, err := q.js.PublishMsg(ctx, msg)
 	if errors.Is(err, jetstream.ErrNoStreamResponse) {
 		// No stream takes the subject, as after the DLQ stream was
-		// deleted: create it again and write once more. A stream that
+		// deleted, so create it again and write once more. A stream that
 		// exists with other subjects is left alone.
 		if err := q.recreate(ctx); err != nil {
 			return "", false, fmt.Errorf("write dlq entry for handler %q: stream %s takes no entries and "+

@@ -59,8 +59,8 @@ func checkEventSize(msg *nats.Msg, maxPayload int64) error {
 // message is. Only a message published by another tool can be that large,
 // because Publish keeps dlqHeaderRoom free.
 //
-// TODO: mark a cut entry in a field of its own, so that replay skips it;
-// replaying it now publishes the cut data, which is dead-lettered again as
+// TODO: mark a cut entry in a field of its own, so that replay skips it.
+// Replaying it now publishes the cut data, which is dead-lettered again as
 // undecodable.
 func newEntryMsg(subject string, e core.Entry, maxPayload int64) *nats.Msg {
 	msg := nats.NewMsg(subject)

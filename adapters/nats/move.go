@@ -76,9 +76,9 @@ func (q *DLQ) move(ctx context.Context, id string, seq uint64, raw *jetstream.Ra
 		}
 
 		// The copy goes in only if the subject's last message is still
-		// the one just read. That is none, or the copy of an entry of an
-		// earlier DLQ stream with the same id, which the replayed stream
-		// keeps.
+		// the one just read. That message is either absent or the copy of
+		// an entry of an earlier DLQ stream with the same id, which the
+		// replayed stream keeps.
 		var lastSeq uint64
 		if last != nil {
 			lastSeq = last.Sequence
@@ -91,7 +91,7 @@ func (q *DLQ) move(ctx context.Context, id string, seq uint64, raw *jetstream.Ra
 			return fmt.Errorf("move dlq entry %s to replayed: write to stream %s: %w", id, q.names.replayedStream, err)
 		}
 		// Another process wrote the subject after the read, most likely
-		// moving this same entry: read it again.
+		// moving this same entry, so read it again.
 	}
 	return fmt.Errorf("move dlq entry %s to replayed: subject %s%d of stream %s changed on each of %d writes",
 		id, q.names.replayedSubject, seq, q.names.replayedStream, maxCopyAttempts)

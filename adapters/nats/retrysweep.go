@@ -67,8 +67,7 @@ var errDroppedWrite = errors.New("dead-letter event dropped while waiting for a 
 // sweepDropped dead-letters the events of this handler and event type that
 // the events stream no longer holds while their retry state remains. It
 // returns how many entries it wrote, without those that another process
-// wrote first. When no retry state is waiting, it costs one
-// request.
+// wrote first. When no retry state is waiting, it costs one request.
 func (sub *subscription) sweepDropped(ctx context.Context) (int, error) {
 	a := sub.adapter
 	sequences, err := a.retryState.sequences(ctx, sub.handler, sub.eventType)

@@ -84,7 +84,7 @@ func (sub *subscription) run() {
 
 	for sub.ctx.Err() == nil {
 		// A message waits in the client's buffer without in-progress
-		// signals, so the buffer holds no more than MaxInFlight: a larger
+		// signals, so the buffer holds no more than MaxInFlight. A larger
 		// one would keep messages past AckWait and have them delivered
 		// twice when handlers are slow.
 		batch := min(sub.adapter.cfg.BatchSize, sub.adapter.cfg.MaxInFlight)
@@ -127,9 +127,10 @@ func (sub *subscription) pull(iter jetstream.MessagesContext) {
 			}
 			// With the default options Next returns an error once the
 			// pull has ended for good, as when the consumer was deleted
-			// or the connection closed, and when heartbeats stop, which
-			// can happen across a server restart. A new pull, after
-			// resubscribePause, also recreates a consumer the server lost.
+			// or the connection closed. It also returns one when
+			// heartbeats stop, which can happen across a server restart.
+			// A new pull, after resubscribePause, also recreates a
+			// consumer the server lost.
 			sub.log.Warn("pull subscription ended; subscribing again", slog.String(core.LogError, err.Error()))
 			return
 		}
@@ -196,8 +197,8 @@ func (sub *subscription) deliver(msg jetstream.Msg) {
 	if target := msg.Headers().Get(replayHandlerHeader); target != "" && target != sub.handler {
 		// A replay for another handler of the same event type.
 		if err := msg.Ack(); err != nil {
-			sub.warn(sub.log, "acknowledge replay for another handler failed; JetStream delivers it again after AckWait",
-				err)
+			sub.warn(sub.log,
+				"acknowledge replay for another handler failed; JetStream delivers it again after AckWait", err)
 		}
 		return
 	}
@@ -211,7 +212,7 @@ func (sub *subscription) deliver(msg jetstream.Msg) {
 
 	// The message's context does not end with the subscription's, so that
 	// a shutdown lets running handlers finish instead of failing them
-	// mid-attempt. Await waits for them up to CloseTimeout.
+	// mid-attempt. await waits for them up to CloseTimeout.
 	msgCtx, cancel := context.WithCancel(context.WithoutCancel(sub.ctx))
 	defer cancel()
 	wm.SetContext(msgCtx)
@@ -328,8 +329,9 @@ func (sub *subscription) nak(msg jetstream.Msg, delay time.Duration) {
 }
 
 // warn logs a failed call at warning level, at most once per
-// logthrottle.Interval for each message across the adapter, because while
-// the server is unreachable every message in flight fails the same way.
+// logthrottle.Interval for each log message across the adapter, because
+// while the server is unreachable every message in flight fails the same
+// way.
 func (sub *subscription) warn(logger *slog.Logger, msg string, err error) {
 	sub.adapter.failures.Log(logger, slog.LevelWarn, msg, slog.String(core.LogError, err.Error()))
 }
