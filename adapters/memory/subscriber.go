@@ -92,7 +92,7 @@ func (s *Subscriber) emit(ctx context.Context, g *group, topic string, out chan<
 		}
 
 		// The message's context does not end with the subscription, so
-		// that closing lets a running handler finish. Watch waits for it
+		// that closing lets a running handler finish. watch waits for it
 		// up to the close timeout.
 		msgCtx, cancelMsg := context.WithCancel(context.WithoutCancel(ctx))
 		msg := d.message(msgCtx, topic)
@@ -130,7 +130,7 @@ func (s *Subscriber) watch(ctx context.Context, g *group, d *delivery, msg *mess
 	}
 
 	// A running handler gets up to the close timeout to settle its
-	// message; one still running then has its message handed back.
+	// message. One still running then has its message handed back.
 	timer := time.NewTimer(s.closeTimeout)
 	defer timer.Stop()
 	select {
