@@ -18,8 +18,9 @@ import (
 // goroutines that handle messages. The hand-written decoder takes only the
 // common form: the six keys spelled exactly, strings without escapes that
 // need decoding, valid UTF-8. Anything else goes to encoding/json, so the
-// result always equals what json.Unmarshal would give; only its errors are
-// replaced, by ones that quote none of the input.
+// result always equals what json.Unmarshal would give. Only the errors
+// differ, because decodeJSON replaces them with ones that quote none of
+// the input.
 
 // appendEvent appends the JSON form of e to dst. Data is appended as it is;
 // the caller has checked that it is valid JSON.
@@ -345,8 +346,8 @@ func describeJSONError(err error) string {
 	case errors.As(err, &typeErr) && typeErr.Field == "":
 		return "the event must be a JSON object, not " + redact.JSONKind(typeErr.Value)
 	case errors.As(err, &typeErr):
-		// Only the string fields can mismatch: data takes any value, and
-		// occurred_at reports its own error.
+		// Only the string fields can mismatch, because data takes any
+		// value and occurred_at reports its own error.
 		if field := eventField(typeErr.Field); field != "" {
 			return fmt.Sprintf("%s must be a JSON string, not %s", field, redact.JSONKind(typeErr.Value))
 		}
@@ -355,9 +356,9 @@ func describeJSONError(err error) string {
 }
 
 // eventField returns the field of the event that name, the Field of a
-// json.UnmarshalTypeError, matches as encoding/json matches keys: without
-// regard to case. It returns "" for any other name, because a name that
-// matches no field may come from the input.
+// json.UnmarshalTypeError, matches without regard to case, as
+// encoding/json matches keys. It returns "" for any other name, because a
+// name that matches no field may come from the input.
 func eventField(name string) string {
 	name = strings.TrimPrefix(name, "/")
 	for _, field := range eventFields {
