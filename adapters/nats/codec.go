@@ -232,3 +232,13 @@ func unescapeHeaderValue(s string) (string, error) {
 	}
 	return b.String(), nil
 }
+
+// unescapeOrKeep returns s unescaped, or s as it is when it is not a valid
+// escaped value, as in a header written by another tool.
+func unescapeOrKeep(s string) string {
+	value, err := unescapeHeaderValue(s)
+	if err != nil {
+		return s
+	}
+	return value
+}

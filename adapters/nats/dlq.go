@@ -374,11 +374,7 @@ func parseEntryMsg(seq uint64, raw *jetstream.RawStreamMsg) (core.Entry, error) 
 		if strings.HasPrefix(key, natsHeaderPrefix) || len(values) == 0 {
 			continue
 		}
-		value, err := unescapeHeaderValue(values[0])
-		if err != nil {
-			value = values[0]
-		}
-		fields[key] = value
+		fields[key] = unescapeOrKeep(values[0])
 	}
 	fields[core.FieldEventData] = string(raw.Data)
 	entry, _ := core.ParseEntry(formatID(seq), fields)

@@ -150,13 +150,7 @@ func (sub *subscription) deadLetterDropped(ctx context.Context, seq uint64, crea
 // droppedEntry returns the DLQ entry of the event at seq, built from its
 // retry state.
 func (sub *subscription) droppedEntry(state *jetstream.RawStreamMsg, seq uint64) core.Entry {
-	value := func(key string) string {
-		raw := state.Header.Get(key)
-		if v, err := unescapeHeaderValue(raw); err == nil {
-			return v
-		}
-		return raw
-	}
+	value := func(key string) string { return unescapeOrKeep(state.Header.Get(key)) }
 
 	e := core.Entry{
 		EventData:    state.Data,
