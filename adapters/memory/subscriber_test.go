@@ -21,8 +21,8 @@ func TestMain(m *testing.M) {
 const waitTimeout = 5 * time.Second
 
 // newAdapter returns an adapter for cfg, closed when the test ends. Its
-// subscribers wait 100 ms for unsettled messages at close unless cfg says
-// otherwise.
+// subscribers wait 100 ms for unsettled messages at close unless cfg sets
+// a CloseTimeout.
 func newAdapter(t *testing.T, cfg memory.Config) *memory.Adapter {
 	t.Helper()
 	if cfg.CloseTimeout == 0 {

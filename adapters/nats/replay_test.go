@@ -77,8 +77,8 @@ func TestReplay(t *testing.T) {
 		// An operator clears the DLQ by deleting its stream. The next
 		// entry creates it again, and its ids start again at 1.
 		require.NoError(t, a.js.DeleteStream(ctx, a.names.dlqStream))
-		// The same failed_at shows that the replay's message id tells
-		// the entries apart by more than their time.
+		// The same failed_at shows that the replay's message id
+		// distinguishes the entries by more than their time.
 		second := newTestEntry(t, "send_welcome_email")
 		second.FailedAt = first.FailedAt
 		secondID, err := a.dlq.Add(ctx, second)

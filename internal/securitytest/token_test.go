@@ -44,7 +44,7 @@ func TestNATSTokenStaysHidden(t *testing.T) {
 	require.NoError(t, svc.bus.Publish(context.Background(), ev))
 	waitForEntries(t, adapter.DLQ(), failingHandlers, 0)
 
-	// The DLQ answers again once the adapter has reconnected, since the
+	// The DLQ responds again once the adapter has reconnected, since the
 	// first server is gone by then.
 	srv.Shutdown()
 	srv.WaitForShutdown()
